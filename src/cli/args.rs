@@ -1,0 +1,209 @@
+//! Command-line arguments (clap derive). Values are parsed by the unit module's parsers, so a bad
+//! value is refused before anything runs, with a message naming it and the accepted forms.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::units;
+use crate::report::{Format, RateUnit};
+
+/// Payload sizes of the demo and the default of `measure`, as the original tool used.
+pub const DEFAULT_SIZES: &str = "1KB,10KB,100KB,1MB,10MB";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ntm",
+    version,
+    about = "Measure network performance and what MPC protocols cost on it",
+    long_about = "Measure network performance and what MPC protocols cost on it.\n\n\
+                  With no command, runs the demo: a built-in server on 127.0.0.1:8080, transfer \
+                  tests over several payload sizes, then an MPC overhead estimate for each size.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub demo: DemoArgs,
+    /// More log output (-v: debug, -vv: trace); logs go to standard error.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the demo (the same as running ntm with no command).
+    Demo(DemoArgs),
+    /// Run the measurement server.
+    Serve(ServeArgs),
+    /// Run transfer tests against an ntm server.
+    Measure(MeasureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the built-in server on 127.0.0.1; a free port is taken if it is in use.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, value_parser = units::parse_size_list)]
+    // The full path stops clap from treating this as a repeated flag: one value holds the list.
+    pub sizes: ::std::vec::Vec<u64>,
+    /// Runs per payload size; figures shown are medians.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_repeat)]
+    pub repeat: u64,
+    /// Pause between tests (the original paused about 0.5 s; default none).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
+    pub interval: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; only an explicit non-loopback address exposes the server.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Tests running at once; clients over the cap get a "busy" error.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_max_tests)]
+    pub max_tests: u64,
+    /// Connections open at once (tests or not); more are closed immediately.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_max_connections)]
+    pub max_connections: u64,
+    /// Drop a client that makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+    /// On Ctrl-C, how long running tests may continue before they are stopped.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration)]
+    pub grace: Duration,
+    /// Largest transfer a client may request in either direction.
+    #[arg(long, value_name = "SIZE", default_value = "1TB", value_parser = units::parse_nonzero_size)]
+    pub max_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Server address, HOST:PORT (port 8080 if omitted).
+    #[arg(value_name = "ADDR", value_parser = parse_target)]
+    pub addr: String,
+    /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, value_parser = units::parse_size_list)]
+    // The full path stops clap from treating this as a repeated flag: one value holds the list.
+    pub sizes: ::std::vec::Vec<u64>,
+    /// Response size for every payload (0 for none).
+    #[arg(long, value_name = "SIZE", conflicts_with = "response_ratio", value_parser = units::parse_size)]
+    pub response: Option<u64>,
+    /// Response size as a fraction of each payload.
+    #[arg(long, value_name = "R", default_value = "0.5", value_parser = parse_response_ratio)]
+    pub response_ratio: f64,
+    /// Runs per payload size, for min, median, mean, max and standard deviation.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_repeat)]
+    pub repeat: u64,
+    /// Pause between tests.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
+    pub interval: Duration,
+    /// Give up connecting after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+    /// Give up when the server makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `--format` and `--units`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Rates in bytes or bits per second [default: bytes for the demo, bits for measure].
+    #[arg(long, value_enum)]
+    pub units: Option<RateUnit>,
+}
+
+fn parse_repeat(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 1_000_000)
+}
+
+fn parse_max_tests(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 100_000)
+}
+
+fn parse_max_connections(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 1_000_000)
+}
+
+fn parse_response_ratio(s: &str) -> Result<f64, units::UnitError> {
+    units::parse_ratio(s, 0.0, 1000.0)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("invalid duration '{s}': must be more than 0"));
+    }
+    Ok(d)
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("invalid listen address '{s}': use IP:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
+    })
+}
+
+/// Checks the shape of `HOST[:PORT]` (resolution happens when connecting) and adds the default
+/// port.
+pub fn parse_target(s: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "invalid address '{s}': use HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080 or [::1]:8080"
+        )
+    };
+    let s = s.trim();
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(s.to_string());
+    }
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        // A bare IP (v6 cannot take ":port" without brackets).
+        return Ok(SocketAddr::new(s.parse().map_err(|_| bad())?, 8080).to_string());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
+        None => (s, 8080),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    if !host_ok || port == 0 {
+        return Err(bad());
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
+        assert_eq!(parse_target("localhost").unwrap(), "localhost:8080");
+        assert_eq!(parse_target("[::1]:7").unwrap(), "[::1]:7");
+        assert_eq!(parse_target("::1").unwrap(), "[::1]:8080");
+        for bad in ["", ":80", "host:port", "host:99999", "a b:1", "host:0"] {
+            let e = parse_target(bad).unwrap_err();
+            assert!(e.contains(&format!("'{}'", bad.trim())), "{e}");
+        }
+    }
+}

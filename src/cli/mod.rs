@@ -1,0 +1,86 @@
+//! The command line: parses arguments into validated configurations, runs the library, prints.
+//! The only user of clap. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
+
+pub mod args;
+mod demo;
+mod measure;
+mod serve;
+
+use std::io::Write;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+pub use args::{Cli, Command};
+
+/// A usage error found after parsing (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What `main` does with a parse outcome.
+pub enum Parsed {
+    Run(Box<Cli>),
+    /// Help or version: print it, exit 0.
+    Info(String),
+    /// A one-line usage error, exit 2.
+    Usage(String),
+}
+
+/// Parses the process arguments. Clap's multi-line errors are cut to their first line, which
+/// names the flag, the value and what is accepted.
+pub fn parse() -> Parsed {
+    match Cli::try_parse() {
+        Ok(cli) => Parsed::Run(Box::new(cli)),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    Parsed::Info(e.render().to_string())
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let first = text.lines().next().unwrap_or("invalid arguments");
+                    let first = first.strip_prefix("error: ").unwrap_or(first);
+                    Parsed::Usage(first.to_string())
+                }
+            }
+        }
+    }
+}
+
+/// The default log level of a command: the server logs each test, other commands only problems.
+pub fn default_log_level(cli: &Cli) -> &'static str {
+    let base = match cli.command {
+        Some(Command::Serve(_)) => 2,
+        _ => 1,
+    };
+    match base + cli.verbose {
+        0 | 1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    }
+}
+
+/// Runs the parsed command to completion. `shutdown` is cancelled on Ctrl-C.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        None => demo::run(cli.demo, &mut out, shutdown).await?,
+        Some(Command::Demo(args)) => demo::run(args, &mut out, shutdown).await?,
+        Some(Command::Serve(args)) => serve::run(args, shutdown).await?,
+        Some(Command::Measure(args)) => measure::run(args, &mut out).await?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes a JSON document and a newline.
+fn write_json(out: &mut impl Write, value: &serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}

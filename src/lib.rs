@@ -1,0 +1,25 @@
+//! ntm measures how a network performs between two endpoints, and what Multi-Party Computation
+//! protocols such as TLSNotary cost on it: bytes, round trips, time.
+//!
+//! Data flows one way: sockets -> samples -> stats -> report.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`cli`] | clap definitions; raw arguments become validated configs; runs commands |
+//! | [`wire`] | the control protocol: frames as pure bytes, and a time-limited [`wire::Connection`] |
+//! | [`server`] | the measurement server: accepts, admits within limits, runs tests, shuts down |
+//! | [`measure`] | the client side of tests; returns samples |
+//! | [`mpc`] | MPC cost models; pure |
+//! | [`stats`] | summaries of repeated measurements; pure |
+//! | [`report`] | text and JSON output to any `impl Write`; unit parsing and formatting |
+//!
+//! The library never binds ports it was not given, never installs signal handlers and never
+//! prints: entry points take listeners, configs and a [`tokio_util::sync::CancellationToken`].
+
+pub mod cli;
+pub mod measure;
+pub mod mpc;
+pub mod report;
+pub mod server;
+pub mod stats;
+pub mod wire;

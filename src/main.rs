@@ -1,0 +1,84 @@
+//! The `ntm` binary: parses arguments, installs the Ctrl-C handler, runs the library and maps
+//! errors to exit codes (0 ok, 1 runtime failure, 2 bad usage) in one place.
+
+use std::process::ExitCode;
+
+use ntm::cli::{self, Parsed, UsageError};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse() {
+        Parsed::Run(cli) => cli,
+        Parsed::Info(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Usage(line) => {
+            eprintln!("ntm: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("ntm={}", cli::default_log_level(&cli))));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ntm: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        cli::run(*cli, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("ntm: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("ntm: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: graceful shutdown. Second Ctrl-C: exit now.
+async fn watch_signals(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    shutdown.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!("ntm: interrupted again, exiting now");
+        std::process::exit(130);
+    }
+}
+
+/// A reader that went away (`ntm ... | head`) is not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

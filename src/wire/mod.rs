@@ -1,0 +1,8 @@
+//! The control protocol between an ntm client and server: frames as pure bytes
+//! ([`frame`]) and a buffered, time-limited [`Connection`] that carries them.
+
+pub mod connection;
+pub mod frame;
+
+pub use connection::{Connection, ConnectionError};
+pub use frame::{ErrorCode, FrameError, Message, ServerCounters, TestRequest};
