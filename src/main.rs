@@ -1,6 +1,7 @@
 //! The `ntm` binary: parses arguments, installs the Ctrl-C handler, runs the library and maps
 //! errors to exit codes (0 ok, 1 runtime failure, 2 bad usage) in one place.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use ntm::cli::{self, Parsed, UsageError};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Runtime::new() {

@@ -13,17 +13,14 @@ use crate::wire::{ConnectionError, ErrorCode};
 /// Why a measurement failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
-    #[error("cannot resolve '{addr}': {source}")]
-    Resolve {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot resolve '{addr}': {error}")]
+    Resolve { addr: String, error: std::io::Error },
     #[error("'{addr}' resolves to no address")]
     NoAddress { addr: String },
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot connect to {addr}: no answer within {timeout:?} (see --connect-timeout)")]
     ConnectTimeout { addr: SocketAddr, timeout: Duration },
@@ -39,11 +36,11 @@ pub enum MeasureError {
         expected: &'static str,
         got: String,
     },
-    #[error("connection to {addr} failed during the {phase}: {source}")]
+    #[error("connection to {addr} failed during the {phase}: {error}")]
     Connection {
         addr: SocketAddr,
         phase: &'static str,
-        source: ConnectionError,
+        error: ConnectionError,
     },
 }
 
@@ -51,9 +48,9 @@ pub enum MeasureError {
 pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, MeasureError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
-        .map_err(|source| MeasureError::Resolve {
+        .map_err(|error| MeasureError::Resolve {
             addr: addr.to_string(),
-            source,
+            error,
         })?
         .collect();
     if addrs.is_empty() {

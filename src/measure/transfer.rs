@@ -69,11 +69,7 @@ pub async fn transfer(
     let connect = started.elapsed();
     let mut conn = Connection::new(stream, options.io_timeout);
     let fail = |phase: &'static str| {
-        move |source: ConnectionError| MeasureError::Connection {
-            addr,
-            phase,
-            source,
-        }
+        move |error: ConnectionError| MeasureError::Connection { addr, phase, error }
     };
 
     conn.write_hello().await.map_err(fail("handshake"))?;
@@ -138,7 +134,7 @@ pub(super) async fn connect(
     for &addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok((stream, addr)),
-            Ok(Err(source)) => last = Some(MeasureError::Connect { addr, source }),
+            Ok(Err(error)) => last = Some(MeasureError::Connect { addr, error }),
             Err(_) => last = Some(MeasureError::ConnectTimeout { addr, timeout }),
         }
     }

@@ -181,8 +181,12 @@ fn write_series_text(out: &mut impl Write, s: &TransferSeries, unit: RateUnit) -
             )?;
         }
     }
+    // With no response there is no download to rate.
+    let shown = FIGURES.into_iter().filter(|f| {
+        s.spec.response_bytes > 0 || !matches!(f, Figure::DownloadRate | Figure::DownloadTime)
+    });
     if s.runs.len() == 1 {
-        for figure in FIGURES {
+        for figure in shown {
             let v = figure.value(&s.runs[0], unit);
             writeln!(
                 out,
@@ -198,7 +202,7 @@ fn write_series_text(out: &mut impl Write, s: &TransferSeries, unit: RateUnit) -
         "  {:<14} {:>14} {:>14} {:>14} {:>14} {:>14}",
         "", "min", "median", "mean", "max", "stddev"
     )?;
-    for figure in FIGURES {
+    for figure in shown {
         let Some(sm) = summary(s, figure, unit) else {
             continue;
         };

@@ -15,7 +15,7 @@ use crate::wire::{Connection, ConnectionError, ErrorCode, Message, ServerCounter
 /// Why a session ended early; logged, and sent to the client where it can still hear it.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("{0}")]
+    #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error("refused: {code}: {message}")]
     Refused { code: ErrorCode, message: String },

@@ -19,7 +19,7 @@ pub enum ConnectionError {
     Idle(Duration),
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
 }
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Compare large loopback transfers: ntm vs iperf3 (issue 2).
+#
+# Sends 1 GiB over 127.0.0.1 with each tool, alternating ntm, iperf3, ntm, iperf3, ...
+# RUNS times each (env RUNS, default 5, at least 3), then prints the median rate of each
+# tool in Gbit/s and, as the last line, the ratio ntm/iperf3 of the medians.
+#
+#   ntm:    ntm measure 127.0.0.1:PORT --sizes 1GB --response 0 --format json
+#           against ntm serve --listen 127.0.0.1:PORT
+#   iperf3: iperf3 -c 127.0.0.1 -p PORT2 -n 1G -J
+#           against iperf3 -s -p PORT2
+#
+# Both sizes are binary: ntm's 1GB and iperf3's 1G are each 1073741824 bytes.
+#
+# The rates compared (both are receiver-confirmed rates, 1 Gbit = 1e9 bits):
+#   ntm    tests[0].runs[0].upload_bits_per_second: payload bits / upload_seconds, measured
+#          on the client from the first payload byte written until the server's message
+#          confirming it received every byte arrived back at the client.
+#   iperf3 end.sum_received.bits_per_second: bits the server (receiver) counted as
+#          received / the receiver's measured test duration, reported back to the client.
+#
+# CPU columns: user+system seconds used during the run by the client process (via
+# /usr/bin/time, if installed) and by the already running server process (difference of
+# utime+stime in /proc/PID/stat before and after the run; covers all server threads).
+#
+# Usage: [RUNS=N] bench/transfer.sh      (from any directory)
+set -euo pipefail
+
+RUNS="${RUNS:-5}"
+if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 3 )); then
+    echo "RUNS must be an integer >= 3 (got '$RUNS')" >&2
+    exit 2
+fi
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+command -v iperf3 >/dev/null || { apt-get update && apt-get install -y iperf3; }
+
+cargo build --release
+NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
+[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+
+TIME=""
+[[ -x /usr/bin/time ]] && TIME=/usr/bin/time
+TICKS="$(getconf CLK_TCK)"
+
+WORK="$(mktemp -d)"
+NTM_PID=""
+IPERF_PID=""
+
+cleanup() {
+    local pid
+    for pid in "$NTM_PID" "$IPERF_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
+wait_listening() {
+    local pid="$1" port="$2" log="$3" i
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "server on port $port exited early; its log:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $port is not listening after 10 s; its log:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# CPU time (user+system, in clock ticks) used so far by process $1, all threads.
+cpu_ticks() {
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
+    local -a f
+    read -ra f <<<"$stat"
+    echo $((f[11] + f[12])) # fields 14 (utime) and 15 (stime)
+}
+
+ticks_to_s() {
+    python3 -c 'import sys; print(f"{int(sys.argv[1]) / int(sys.argv[2]):.2f}")' "$1" "$TICKS"
+}
+
+# Client CPU seconds from the /usr/bin/time output file, or "n/a".
+client_cpu() {
+    if [[ -n "$TIME" && -s "$1" ]]; then
+        python3 -c 'import sys; u, s = open(sys.argv[1]).read().split()[-2:]; print(f"{float(u) + float(s):.2f}")' "$1"
+    else
+        echo "n/a"
+    fi
+}
+
+# Runs a client command, optionally under /usr/bin/time writing to $1.
+run_client() {
+    local timefile="$1"
+    shift
+    if [[ -n "$TIME" ]]; then
+        "$TIME" -f "%U %S" -o "$timefile" "$@"
+    else
+        "$@"
+    fi
+}
+
+NTM_PORT="$(free_port)"
+IPERF_PORT="$(free_port)"
+while [[ "$IPERF_PORT" == "$NTM_PORT" ]]; do IPERF_PORT="$(free_port)"; done
+
+"$NTM" serve --listen "127.0.0.1:$NTM_PORT" >"$WORK/ntm-server.log" 2>&1 &
+NTM_PID=$!
+iperf3 -s -p "$IPERF_PORT" >"$WORK/iperf3-server.log" 2>&1 &
+IPERF_PID=$!
+wait_listening "$NTM_PID" "$NTM_PORT" "$WORK/ntm-server.log"
+wait_listening "$IPERF_PID" "$IPERF_PORT" "$WORK/iperf3-server.log"
+
+echo "# ntm vs iperf3, 1 GiB over loopback, $RUNS runs each, alternating"
+echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "# $(iperf3 --version | head -1)"
+echo "# $("$NTM" --version)"
+echo "# rates: Gbit/s (1e9 bit/s), receiver-confirmed; cpu: seconds user+system"
+
+: >"$WORK/ntm.rates"
+: >"$WORK/iperf3.rates"
+
+for ((run = 1; run <= RUNS; run++)); do
+    # ntm
+    before="$(cpu_ticks "$NTM_PID")"
+    if ! run_client "$WORK/time" "$NTM" measure "127.0.0.1:$NTM_PORT" --sizes 1GB --response 0 \
+        --format json >"$WORK/ntm.json" 2>"$WORK/ntm.err"; then
+        echo "ntm measure failed in run $run:" >&2
+        cat "$WORK/ntm.err" >&2
+        exit 1
+    fi
+    after="$(cpu_ticks "$NTM_PID")"
+    rate="$(python3 -c '
+import json, sys
+run = json.load(open(sys.argv[1]))["tests"][0]["runs"][0]
+received = run["server_received_bytes"]
+if received != 1 << 30:
+    print("warning: ntm server received %d bytes" % received, file=sys.stderr)
+print("%.3f" % (run["upload_bits_per_second"] / 1e9))
+' "$WORK/ntm.json")"
+    echo "$rate" >>"$WORK/ntm.rates"
+    printf 'run %d  ntm     %8s Gbit/s  cpu client %s  server %s\n' \
+        "$run" "$rate" "$(client_cpu "$WORK/time")" "$(ticks_to_s $((after - before)))"
+
+    # iperf3
+    before="$(cpu_ticks "$IPERF_PID")"
+    if ! run_client "$WORK/time" iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -n 1G -J \
+        >"$WORK/iperf3.json" 2>"$WORK/iperf3.err"; then
+        echo "iperf3 client failed in run $run:" >&2
+        cat "$WORK/iperf3.err" "$WORK/iperf3.json" >&2
+        exit 1
+    fi
+    after="$(cpu_ticks "$IPERF_PID")"
+    rate="$(python3 -c '
+import json, sys
+received = json.load(open(sys.argv[1]))["end"]["sum_received"]
+if received["bytes"] != 1 << 30:
+    print("warning: iperf3 server received %d bytes" % received["bytes"], file=sys.stderr)
+print("%.3f" % (received["bits_per_second"] / 1e9))
+' "$WORK/iperf3.json")"
+    echo "$rate" >>"$WORK/iperf3.rates"
+    printf 'run %d  iperf3  %8s Gbit/s  cpu client %s  server %s\n' \
+        "$run" "$rate" "$(client_cpu "$WORK/time")" "$(ticks_to_s $((after - before)))"
+done
+
+python3 - "$WORK/ntm.rates" "$WORK/iperf3.rates" <<'EOF'
+import statistics, sys
+ntm = [float(x) for x in open(sys.argv[1]).read().split()]
+iperf = [float(x) for x in open(sys.argv[2]).read().split()]
+m_ntm, m_iperf = statistics.median(ntm), statistics.median(iperf)
+print(f"median ntm:    {m_ntm:.3f} Gbit/s (min {min(ntm):.3f}, max {max(ntm):.3f})")
+print(f"median iperf3: {m_iperf:.3f} Gbit/s (min {min(iperf):.3f}, max {max(iperf):.3f})")
+print(f"ratio ntm/iperf3 (median Gbit/s): {m_ntm / m_iperf:.2f}")
+EOF
