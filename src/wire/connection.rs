@@ -1,14 +1,16 @@
-//! A control connection: a buffered TCP stream that reads and writes frames and raw test data,
-//! with an idle timeout on every read and write so no peer can hold it forever.
+//! A control connection: a TCP stream with a read buffer that holds partial frames, so reading a
+//! frame is cancel-safe (it can sit in a `select!`), and an idle timeout on every read and write so
+//! no peer can hold it forever. Bulk test data bypasses the buffer.
 
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::frame::{self, FrameError, Message, HEADER_LEN, HELLO_LEN};
+use super::frame::{self, FrameError, Message, HELLO_LEN};
 
 /// Why a connection could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,8 @@ pub enum ConnectionError {
 
 /// A TCP stream with a small read buffer for frames; bulk reads bypass that buffer.
 pub struct Connection {
-    stream: BufReader<TcpStream>,
+    stream: TcpStream,
+    buffer: BytesMut,
     idle_timeout: Duration,
 }
 
@@ -35,64 +38,97 @@ impl Connection {
         // Frames are small and latency matters more than packet count for them.
         let _ = stream.set_nodelay(true);
         Connection {
-            stream: BufReader::new(stream),
+            stream,
+            buffer: BytesMut::with_capacity(4096),
             idle_timeout,
         }
     }
 
     /// The underlying socket, for addresses and socket options.
     pub fn socket(&self) -> &TcpStream {
-        self.stream.get_ref()
+        &self.stream
     }
 
-    /// Runs one I/O step under the idle timeout.
+    /// The idle timeout of this connection.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Unwraps the socket and any bytes already read past the last frame.
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buffer)
+    }
+
+    /// Runs one I/O step under a timeout (none if `limit` is `None`).
     async fn timed<T>(
-        idle: Duration,
+        limit: Option<Duration>,
         step: impl std::future::Future<Output = io::Result<T>>,
     ) -> Result<T, ConnectionError> {
-        match timeout(idle, step).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ConnectionError::Closed),
-            Ok(Err(e)) => Err(ConnectionError::Io(e)),
-            Err(_) => Err(ConnectionError::Idle(idle)),
+        let result = match limit {
+            Some(limit) => match timeout(limit, step).await {
+                Ok(r) => r,
+                Err(_) => return Err(ConnectionError::Idle(limit)),
+            },
+            None => step.await,
+        };
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ConnectionError::Closed),
+            Err(e) => Err(ConnectionError::Io(e)),
         }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    async fn fill(&mut self, limit: Option<Duration>) -> Result<usize, ConnectionError> {
+        Self::timed(limit, self.stream.read_buf(&mut self.buffer)).await
     }
 
     /// Sends the client hello.
     pub async fn write_hello(&mut self) -> Result<(), ConnectionError> {
         let hello = frame::encode_hello();
-        Self::timed(self.idle_timeout, self.stream.get_mut().write_all(&hello)).await
+        Self::timed(Some(self.idle_timeout), self.stream.write_all(&hello)).await
     }
 
     /// Reads and checks the client hello. A peer that closes before sending it is `Ok(None)`.
     pub async fn read_hello(&mut self) -> Result<Option<u16>, ConnectionError> {
-        let mut hello = [0u8; HELLO_LEN];
-        let n = Self::timed(self.idle_timeout, read_full(&mut self.stream, &mut hello)).await?;
-        if n == 0 {
-            return Ok(None);
+        while self.buffer.len() < HELLO_LEN {
+            if self.fill(Some(self.idle_timeout)).await? == 0 {
+                return match self.buffer.is_empty() {
+                    true => Ok(None),
+                    false => Err(ConnectionError::Closed),
+                };
+            }
         }
-        if n < HELLO_LEN {
-            return Err(ConnectionError::Closed);
-        }
+        let hello: [u8; HELLO_LEN] = self.buffer[..HELLO_LEN].try_into().expect("HELLO_LEN");
+        self.buffer.advance(HELLO_LEN);
         Ok(Some(frame::parse_hello(&hello)?))
     }
 
-    /// Reads one frame. A clean close before a new frame starts is `Ok(None)`.
+    /// Reads one frame. A clean close before a new frame starts is `Ok(None)`. Cancel-safe.
     pub async fn read_frame(&mut self) -> Result<Option<Message>, ConnectionError> {
-        let idle = self.idle_timeout;
-        let mut header = [0u8; HEADER_LEN];
-        let n = Self::timed(idle, read_full(&mut self.stream, &mut header)).await?;
-        if n == 0 {
-            return Ok(None);
+        self.read_frame_within(Some(self.idle_timeout)).await
+    }
+
+    /// Like [`Connection::read_frame`] with another limit on each read; `None` waits forever
+    /// (for a control connection that is quiet while a test runs).
+    pub async fn read_frame_within(
+        &mut self,
+        limit: Option<Duration>,
+    ) -> Result<Option<Message>, ConnectionError> {
+        loop {
+            // The length is checked against the maximum as soon as the header is here, before
+            // waiting for (or allocating) the body.
+            if let Some((message, used)) = frame::parse(&self.buffer)? {
+                self.buffer.advance(used);
+                return Ok(Some(message));
+            }
+            if self.fill(limit).await? == 0 {
+                return match self.buffer.is_empty() {
+                    true => Ok(None),
+                    false => Err(ConnectionError::Closed),
+                };
+            }
         }
-        if n < HEADER_LEN {
-            return Err(ConnectionError::Closed);
-        }
-        // Checked against the maximum before the body is allocated.
-        let len = frame::parse_header(header)?;
-        let mut body = vec![0u8; len];
-        Self::timed(idle, self.stream.read_exact(&mut body)).await?;
-        Ok(Some(frame::parse_body(&body)?))
     }
 
     /// Like [`Connection::read_frame`], but a close is an error: the protocol expects a frame.
@@ -103,17 +139,21 @@ impl Connection {
     /// Writes one frame.
     pub async fn write_frame(&mut self, message: &Message) -> Result<(), ConnectionError> {
         let bytes = frame::encode(message);
-        Self::timed(self.idle_timeout, self.stream.get_mut().write_all(&bytes)).await
+        Self::timed(Some(self.idle_timeout), self.stream.write_all(&bytes)).await
     }
 
     /// Reads and discards exactly `len` bytes of test data through `buf`, which is reused for
     /// every read so memory stays fixed however large the test. Returns the bytes read, which
     /// is less than `len` only if the peer closed early.
     pub async fn read_data(&mut self, len: u64, buf: &mut [u8]) -> Result<u64, ConnectionError> {
-        let mut done = 0u64;
+        // Data that arrived with the last frame is consumed first.
+        let buffered = (self.buffer.len() as u64).min(len) as usize;
+        self.buffer.advance(buffered);
+        let mut done = buffered as u64;
         while done < len {
             let want = (len - done).min(buf.len() as u64) as usize;
-            let n = Self::timed(self.idle_timeout, self.stream.read(&mut buf[..want])).await?;
+            let n =
+                Self::timed(Some(self.idle_timeout), self.stream.read(&mut buf[..want])).await?;
             if n == 0 {
                 break;
             }
@@ -128,11 +168,7 @@ impl Connection {
         let mut done = 0u64;
         while done < len {
             let chunk = (len - done).min(buf.len() as u64) as usize;
-            let n = Self::timed(
-                self.idle_timeout,
-                self.stream.get_mut().write(&buf[..chunk]),
-            )
-            .await?;
+            let n = Self::timed(Some(self.idle_timeout), self.stream.write(&buf[..chunk])).await?;
             if n == 0 {
                 return Err(ConnectionError::Closed);
             }
@@ -143,19 +179,6 @@ impl Connection {
 
     /// Flushes and closes the write side, so the peer sees a clean end of stream.
     pub async fn shutdown(&mut self) -> Result<(), ConnectionError> {
-        Self::timed(self.idle_timeout, self.stream.get_mut().shutdown()).await
+        Self::timed(Some(self.idle_timeout), self.stream.shutdown()).await
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-async fn read_full(stream: &mut BufReader<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = stream.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
 }
