@@ -39,7 +39,7 @@ pub enum Command {
     /// Run the measurement server.
     Serve(ServeArgs),
     /// Run transfer tests against an ntm server.
-    Measure(MeasureArgs),
+    Measure(Box<MeasureArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -101,9 +101,51 @@ pub struct MeasureArgs {
     /// Runs per payload size, for min, median, mean, max and standard deviation.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_repeat)]
     pub repeat: u64,
-    /// Pause between tests.
+    /// Pause between transfer tests.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
+    pub pause: Duration,
+    /// Throughput test: send for this long (at most 24 h) instead of transfer tests.
+    #[arg(short = 't', long, value_name = "DURATION", conflicts_with_all = ["bytes", "sizes", "response", "repeat"], value_parser = parse_test_duration)]
+    pub duration: Option<Duration>,
+    /// Throughput test: send this many bytes in total (per direction, split over the streams).
+    #[arg(short = 'n', long, value_name = "SIZE", conflicts_with_all = ["sizes", "response", "repeat"], value_parser = units::parse_nonzero_size)]
+    pub bytes: Option<u64>,
+    /// Parallel streams of a throughput test (1 to 128).
+    #[arg(short = 'P', long, value_name = "N", default_value = "1", value_parser = parse_streams)]
+    pub streams: u64,
+    /// The server sends (throughput test).
+    #[arg(short = 'R', long, conflicts_with = "bidir")]
+    pub reverse: bool,
+    /// Both sides send at once (throughput test).
+    #[arg(long)]
+    pub bidir: bool,
+    /// Report every this long during a throughput test (at least 10ms).
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Leave the first seconds of a throughput test out of the totals (TCP warm-up).
+    #[arg(short = 'O', long, value_name = "DURATION", default_value = "0s", value_parser = parse_omit)]
+    pub omit: Duration,
+    /// Size of each write of a throughput test.
+    #[arg(short = 'l', long, value_name = "SIZE", default_value = "128KB", value_parser = parse_block)]
+    pub block: u64,
+    /// Socket send and receive buffer size (SO_SNDBUF/SO_RCVBUF) on both ends.
+    #[arg(short = 'w', long, value_name = "SIZE", value_parser = parse_window)]
+    pub window: Option<u64>,
+    /// Disable Nagle's algorithm (TCP_NODELAY) on the data streams.
+    #[arg(short = 'N', long)]
+    pub no_delay: bool,
+    /// TCP maximum segment size (TCP_MAXSEG), bytes.
+    #[arg(short = 'M', long, value_name = "BYTES", value_parser = parse_mss)]
+    pub mss: Option<u64>,
+    /// Congestion control algorithm (TCP_CONGESTION), e.g. cubic or bbr.
+    #[arg(short = 'C', long, value_name = "ALGO", value_parser = parse_congestion)]
+    pub congestion: Option<String>,
+    /// Pace each stream at this rate (SO_MAX_PACING_RATE), e.g. 100Mbit.
+    #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate: Option<u64>,
+    /// Draw throughput per interval (per stream and the sum) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
     /// Give up connecting after this long.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
@@ -123,6 +165,67 @@ pub struct OutputArgs {
     /// Rates in bytes or bits per second [default: bytes for the demo, bits for measure].
     #[arg(long, value_enum)]
     pub units: Option<RateUnit>,
+}
+
+fn parse_test_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_positive_duration(s)?;
+    if d > crate::server::MAX_DURATION {
+        return Err(format!("invalid duration '{s}': at most 24h"));
+    }
+    Ok(d)
+}
+
+fn parse_omit(s: &str) -> Result<Duration, String> {
+    let d = units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > crate::server::MAX_DURATION {
+        return Err(format!("invalid duration '{s}': at most 24h"));
+    }
+    Ok(d)
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < crate::server::MIN_INTERVAL {
+        return Err(format!("invalid interval '{s}': at least 10ms"));
+    }
+    Ok(d)
+}
+
+fn parse_streams(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, crate::server::MAX_STREAMS as u64)
+}
+
+fn parse_block(s: &str) -> Result<u64, String> {
+    let b = units::parse_nonzero_size(s).map_err(|e| e.to_string())?;
+    if b > 16 * units::MIB {
+        return Err(format!("invalid block size '{s}': at most 16MB"));
+    }
+    Ok(b)
+}
+
+fn parse_window(s: &str) -> Result<u64, String> {
+    let b = units::parse_nonzero_size(s).map_err(|e| e.to_string())?;
+    if b > 1 << 30 {
+        return Err(format!("invalid window '{s}': at most 1GB"));
+    }
+    Ok(b)
+}
+
+fn parse_mss(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 88, 65535)
+}
+
+fn parse_congestion(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() < 16
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "invalid congestion algorithm '{s}': use a name such as cubic, reno or bbr (see /proc/sys/net/ipv4/tcp_available_congestion_control)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_repeat(s: &str) -> Result<u64, units::UnitError> {

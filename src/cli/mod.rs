@@ -73,7 +73,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         None => demo::run(cli.demo, &mut out, shutdown).await?,
         Some(Command::Demo(args)) => demo::run(args, &mut out, shutdown).await?,
         Some(Command::Serve(args)) => serve::run(args, shutdown).await?,
-        Some(Command::Measure(args)) => measure::run(args, &mut out).await?,
+        Some(Command::Measure(args)) => measure::run(*args, &mut out, shutdown).await?,
     }
     out.flush()?;
     Ok(())

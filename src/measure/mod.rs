@@ -1,8 +1,12 @@
 //! Client side of tests: connects to an ntm server, runs transfers and returns samples.
 //! Samples carry raw byte counts and durations; summaries and rates are computed downstream.
 
+mod stream;
 mod transfer;
 
+pub use stream::{
+    stream_test, ClientStream, IntervalSample, StreamInterval, StreamOptions, StreamOutcome,
+};
 pub use transfer::{transfer, TransferOptions, TransferSample, TransferSpec};
 
 use std::net::SocketAddr;
@@ -36,6 +40,8 @@ pub enum MeasureError {
         expected: &'static str,
         got: String,
     },
+    #[error("{0}")]
+    SocketOption(crate::os::SocketOptionError),
     #[error("connection to {addr} failed during the {phase}: {error}")]
     Connection {
         addr: SocketAddr,

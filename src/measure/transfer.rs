@@ -144,7 +144,7 @@ pub(super) async fn connect(
 }
 
 /// A typed error frame becomes a refusal; anything else out of turn is a protocol error.
-fn unexpected(addr: SocketAddr, expected: &'static str, got: Message) -> MeasureError {
+pub(super) fn unexpected(addr: SocketAddr, expected: &'static str, got: Message) -> MeasureError {
     match got {
         Message::Error { code, message } => MeasureError::Refused {
             addr,

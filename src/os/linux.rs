@@ -111,3 +111,21 @@ pub(super) fn set_pacing_rate(
         error,
     })
 }
+
+pub(super) fn recv_discard(socket: &impl AsRawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: with MSG_TRUNC on TCP the kernel writes nothing to `buf`; `buf` is still a valid
+    // writable region of `buf.len()` bytes in case a kernel ignores the flag.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

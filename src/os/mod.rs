@@ -169,3 +169,13 @@ pub fn apply_after_connect(
     }
     Ok(())
 }
+
+/// Reads available bytes from a non-blocking socket and discards them. On Linux, `MSG_TRUNC`
+/// lets the kernel drop TCP payload without copying it to user space, so a receiver costs less
+/// CPU than the sender it measures; elsewhere the bytes are read into `buf`.
+/// `Ok(0)` is end of stream; `WouldBlock` means nothing is ready.
+pub fn recv_discard(socket: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    socket.try_io(tokio::io::Interest::READABLE, || {
+        imp::recv_discard(socket, buf)
+    })
+}

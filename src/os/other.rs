@@ -29,3 +29,10 @@ pub(super) fn set_pacing_rate<T>(_socket: &T, _rate_bps: u64) -> Result<(), Sock
         option: "SO_MAX_PACING_RATE",
     })
 }
+
+pub(super) fn recv_discard(
+    socket: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    socket.try_read(buf)
+}

@@ -3,6 +3,8 @@
 //! summaries).
 
 pub mod demo;
+pub mod plot;
+pub mod stream;
 pub mod transfer;
 pub mod units;
 

@@ -2,7 +2,12 @@
 //! down gracefully. Entry point: [`run`], which takes a bound listener and a shutdown token, so
 //! tests bind port 0 and the binary owns signals.
 
+mod latency;
 mod session;
+mod stream;
+mod transfer;
+
+pub use stream::{MAX_DURATION, MAX_STREAMS, MIN_INTERVAL};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -50,6 +55,7 @@ struct Shared {
     config: ServerConfig,
     tests: Arc<Semaphore>,
     next_test_id: AtomicU64,
+    pending: stream::PendingJoins,
 }
 
 /// Serves tests on `listener` until `shutdown` is cancelled, then stops accepting, lets running
@@ -59,6 +65,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: Cancella
     let shared = Arc::new(Shared {
         tests: Arc::new(Semaphore::new(config.max_tests.max(1))),
         next_test_id: AtomicU64::new(1),
+        pending: Default::default(),
         config,
     });
     // Cancelled after the grace period: running tests stop.

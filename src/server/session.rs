@@ -1,4 +1,5 @@
-//! One client connection: hello, request, admission, then the test's data phase.
+//! One client connection: hello, then either a test request (admitted within the limits and run)
+//! or a `join` that hands this connection to a running stream test.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -9,18 +10,34 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::Shared;
-use crate::wire::{Connection, ConnectionError, ErrorCode, Message, ServerCounters, TestRequest};
+use super::{latency, stream, transfer, Shared};
+use crate::wire::{Connection, ConnectionError, ErrorCode, Message, TestRequest};
 
 /// Why a session ended early; logged, and sent to the client where it can still hear it.
 #[derive(Debug, thiserror::Error)]
-enum SessionError {
+pub(super) enum SessionError {
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error("refused: {code}: {message}")]
     Refused { code: ErrorCode, message: String },
     #[error("expected {expected}, got {got}")]
     Unexpected { expected: &'static str, got: String },
+}
+
+impl SessionError {
+    pub(super) fn refused(code: ErrorCode, message: impl Into<String>) -> SessionError {
+        SessionError::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Byte counts of a finished test, for the log line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TestTotals {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
 }
 
 pub(super) async fn serve(
@@ -34,16 +51,28 @@ pub(super) async fn serve(
     let started = Instant::now();
     // Until a test is admitted, a shutdown ends the session at once; afterwards only the hard
     // stop does, so admitted tests get their grace period.
-    let admitted = tokio::select! {
+    let first = tokio::select! {
         _ = soft_stop.cancelled() => {
             refuse(&mut conn, ErrorCode::ShuttingDown, "the server is shutting down".into()).await;
             return;
         }
-        admitted = admit(&mut conn, &shared) => admitted,
+        first = read_first(&mut conn) => first,
     };
-    let (request, test_id, permit) = match admitted {
-        Ok(Some(admitted)) => admitted,
+    let request = match first {
         Ok(None) => return,
+        Ok(Some(Message::Join { cookie, stream })) => {
+            if let Err(e) = stream::join(conn, cookie, stream, &shared) {
+                debug!(%peer, error = %e, "join refused");
+            }
+            return;
+        }
+        Ok(Some(Message::Request(request))) => request,
+        Ok(Some(other)) => {
+            let e = unexpected("a test request or join", &other);
+            debug!(%peer, error = %e, "session refused");
+            refuse(&mut conn, ErrorCode::BadRequest, e.to_string()).await;
+            return;
+        }
         Err(e) => {
             debug!(%peer, error = %e, "session refused");
             if let Some((code, message)) = reply_for(&e) {
@@ -52,14 +81,25 @@ pub(super) async fn serve(
             return;
         }
     };
+    let admitted = admit(&request, &shared);
+    let (test_id, permit) = match admitted {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            debug!(%peer, error = %e, "test refused");
+            if let Some((code, message)) = reply_for(&e) {
+                refuse(&mut conn, code, message).await;
+            }
+            return;
+        }
+    };
+    let kind = request.kind();
     let outcome = tokio::select! {
         _ = hard_stop.cancelled() => {
             refuse(&mut conn, ErrorCode::ShuttingDown, "the server stopped the test at shutdown".into()).await;
-            warn!(%peer, id = test_id, kind = request.kind(), "test stopped at shutdown");
-            drop(permit);
+            warn!(%peer, id = test_id, kind, "test stopped at shutdown");
             return;
         }
-        outcome = run_test(&mut conn, &request, &shared) => outcome,
+        outcome = run_test(&mut conn, request, test_id, &shared) => outcome,
     };
     drop(permit);
     let duration = started.elapsed();
@@ -67,14 +107,14 @@ pub(super) async fn serve(
         Ok(c) => info!(
             %peer,
             id = test_id,
-            kind = request.kind(),
+            kind,
             bytes_received = c.bytes_received,
             bytes_sent = c.bytes_sent,
             duration = ?duration,
             "test finished"
         ),
         Err(e) => {
-            warn!(%peer, id = test_id, kind = request.kind(), duration = ?duration, error = %e, "test failed");
+            warn!(%peer, id = test_id, kind, duration = ?duration, error = %e, "test failed");
             if let Some((code, message)) = reply_for(&e) {
                 refuse(&mut conn, code, message).await;
             }
@@ -82,69 +122,74 @@ pub(super) async fn serve(
     }
 }
 
-/// Reads the hello and the request, validates it and takes a test slot.
-/// `Ok(None)`: the peer left before asking for anything.
-async fn admit(
-    conn: &mut Connection,
-    shared: &Shared,
-) -> Result<Option<(TestRequest, u64, tokio::sync::OwnedSemaphorePermit)>, SessionError> {
+/// Reads the hello and the first frame. `Ok(None)`: the peer left before asking for anything.
+async fn read_first(conn: &mut Connection) -> Result<Option<Message>, SessionError> {
     if conn.read_hello().await?.is_none() {
         return Ok(None);
     }
-    let request = match conn.read_frame().await? {
-        None => return Ok(None),
-        Some(Message::Request(request)) => request,
-        Some(other) => return Err(unexpected("a test request", &other)),
-    };
-    validate(&request, shared)?;
+    Ok(conn.read_frame().await?)
+}
+
+/// Validates a request and takes a test slot.
+fn admit(
+    request: &TestRequest,
+    shared: &Shared,
+) -> Result<(u64, tokio::sync::OwnedSemaphorePermit), SessionError> {
+    validate(request, shared)?;
     let Ok(permit) = shared.tests.clone().try_acquire_owned() else {
-        return Err(SessionError::Refused {
-            code: ErrorCode::Busy,
-            message: format!(
+        return Err(SessionError::refused(
+            ErrorCode::Busy,
+            format!(
                 "the server is running its maximum of {} tests; try again later",
                 shared.config.max_tests
             ),
-        });
+        ));
     };
-    let test_id = shared.next_test_id.fetch_add(1, Ordering::Relaxed);
-    conn.write_frame(&Message::Accepted { test_id }).await?;
-    Ok(Some((request, test_id, permit)))
+    Ok((shared.next_test_id.fetch_add(1, Ordering::Relaxed), permit))
 }
 
 fn validate(request: &TestRequest, shared: &Shared) -> Result<(), SessionError> {
     let max = shared.config.max_test_bytes;
-    match *request {
+    let over = |what: &str, bytes: u64| {
+        SessionError::refused(
+            ErrorCode::LimitExceeded,
+            format!("{what} of {bytes} bytes is over this server's limit of {max} bytes"),
+        )
+    };
+    match request {
         TestRequest::Transfer {
             upload_bytes,
             download_bytes,
         } => {
-            for (what, bytes) in [("upload", upload_bytes), ("download", download_bytes)] {
+            for (what, bytes) in [("upload", *upload_bytes), ("download", *download_bytes)] {
                 if bytes > max {
-                    return Err(SessionError::Refused {
-                        code: ErrorCode::LimitExceeded,
-                        message: format!(
-                            "{what} of {bytes} bytes is over this server's limit of {max} bytes"
-                        ),
-                    });
+                    return Err(over(what, bytes));
                 }
             }
+            Ok(())
         }
+        TestRequest::Stream(request) => stream::validate(request, max),
+        TestRequest::Latency {
+            request_bytes,
+            response_bytes,
+        } => latency::validate(*request_bytes, *response_bytes),
     }
-    Ok(())
 }
 
-/// Runs an admitted test's data phase and returns the server's counters.
 async fn run_test(
     conn: &mut Connection,
-    request: &TestRequest,
+    request: TestRequest,
+    test_id: u64,
     shared: &Shared,
-) -> Result<ServerCounters, SessionError> {
-    match *request {
+) -> Result<TestTotals, SessionError> {
+    match request {
         TestRequest::Transfer {
             upload_bytes,
             download_bytes,
         } => {
-            transfer(
+            conn.write_frame(&Message::Accepted { test_id, cookie: 0 })
+                .await?;
+            transfer::run(
                 conn,
                 upload_bytes,
                 download_bytes,
@@ -152,55 +197,28 @@ async fn run_test(
             )
             .await
         }
+        TestRequest::Stream(request) => stream::run(conn, request, test_id, shared).await,
+        TestRequest::Latency {
+            request_bytes,
+            response_bytes,
+        } => {
+            conn.write_frame(&Message::Accepted { test_id, cookie: 0 })
+                .await?;
+            latency::run(conn, request_bytes, response_bytes).await
+        }
     }
 }
 
-/// Receive `upload` bytes and confirm them; on `Fetch`, send `download` bytes; then counters.
-async fn transfer(
-    conn: &mut Connection,
-    upload: u64,
-    download: u64,
-    buffer_size: usize,
-) -> Result<ServerCounters, SessionError> {
-    // One buffer per test, reused for every read and write: memory is fixed however large the
-    // test. Its contents are arbitrary; filling it once keeps the pages resident.
-    let mut buf = vec![0x5au8; buffer_size.max(1)];
-
-    let upload_started = Instant::now();
-    let bytes_received = conn.read_data(upload, &mut buf).await?;
-    let upload_time = upload_started.elapsed();
-    if bytes_received < upload {
-        return Err(ConnectionError::Closed.into());
-    }
-    conn.write_frame(&Message::UploadComplete {
-        bytes_received,
-        seconds: upload_time.as_secs_f64(),
-    })
-    .await?;
-
-    match conn.expect_frame().await? {
-        Message::Fetch => {}
-        other => return Err(unexpected("fetch", &other)),
-    }
-    let download_started = Instant::now();
-    conn.write_data(download, &buf).await?;
-    let download_time = download_started.elapsed();
-
-    let counters = ServerCounters {
-        bytes_received,
-        bytes_sent: download,
-        upload_seconds: upload_time.as_secs_f64(),
-        download_seconds: download_time.as_secs_f64(),
-    };
-    conn.write_frame(&Message::Counters(counters)).await?;
-    conn.shutdown().await?;
-    Ok(counters)
-}
-
-fn unexpected(expected: &'static str, got: &Message) -> SessionError {
+pub(super) fn unexpected(expected: &'static str, got: &Message) -> SessionError {
     let got = match got {
         Message::Request(_) => "request",
         Message::Accepted { .. } => "accepted",
+        Message::Join { .. } => "join",
+        Message::Start => "start",
+        Message::Stop => "stop",
+        Message::Interval(_) => "interval",
+        Message::StreamResults(_) => "stream_results",
+        Message::LatencyResults { .. } => "latency_results",
         Message::UploadComplete { .. } => "upload_complete",
         Message::Fetch => "fetch",
         Message::Counters(_) => "counters",
@@ -227,7 +245,7 @@ fn reply_for(e: &SessionError) -> Option<(ErrorCode, String)> {
 }
 
 /// Sends an error frame, best effort and briefly: the peer may be gone or not reading.
-async fn refuse(conn: &mut Connection, code: ErrorCode, message: String) {
+pub(super) async fn refuse(conn: &mut Connection, code: ErrorCode, message: String) {
     let send = async {
         conn.write_frame(&Message::Error { code, message }).await?;
         conn.shutdown().await

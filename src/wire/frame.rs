@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::os::{SocketOptions, TcpInfo};
+
 /// First bytes a client sends; anything else is not an ntm client.
 pub const MAGIC: [u8; 4] = *b"NTM\0";
 /// Protocol version this build speaks.
@@ -31,8 +33,25 @@ pub const HEADER_LEN: usize = 4;
 pub enum Message {
     /// Client -> server: run this test.
     Request(TestRequest),
-    /// Server -> client: the test is admitted and has this id.
-    Accepted { test_id: u64 },
+    /// Server -> client: the test is admitted and has this id. Extra data connections of a
+    /// stream test join it with `cookie`, a random number only this client knows.
+    Accepted {
+        test_id: u64,
+        #[serde(default)]
+        cookie: u64,
+    },
+    /// Client -> server, first frame of an extra data connection: attach to a stream test.
+    Join { cookie: u64, stream: u16 },
+    /// Server -> client: every stream has joined; the data phase starts now.
+    Start,
+    /// Client -> server: end the test now (Ctrl-C); the server still sends its results.
+    Stop,
+    /// Server -> client, each interval of a stream test: the server's counters of the streams.
+    Interval(ServerInterval),
+    /// Server -> client, at the end of a stream test: the server's final counters.
+    StreamResults(StreamResults),
+    /// Server -> client, at the end of a latency test: transactions the server answered.
+    LatencyResults { transactions: u64 },
     /// Server -> client: the upload phase is complete; the server counted this many bytes.
     UploadComplete { bytes_received: u64, seconds: f64 },
     /// Client -> server: send the response now (starts the download phase).
@@ -53,6 +72,102 @@ pub enum TestRequest {
         upload_bytes: u64,
         download_bytes: u64,
     },
+    /// Move data over `streams` extra connections for a duration or a byte count.
+    Stream(StreamRequest),
+    /// Answer every `request_bytes` received on this connection with `response_bytes`, until
+    /// the client closes its side (netperf TCP_RR; one transaction per connection is TCP_CRR).
+    Latency {
+        request_bytes: u32,
+        response_bytes: u32,
+    },
+}
+
+/// Which way a stream test's data flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client sends (iperf3's default).
+    Upload,
+    /// Server sends (`--reverse`).
+    Download,
+    /// Both at once (`--bidir`).
+    Bidir,
+}
+
+impl Direction {
+    pub fn client_sends(self) -> bool {
+        matches!(self, Direction::Upload | Direction::Bidir)
+    }
+
+    pub fn server_sends(self) -> bool {
+        matches!(self, Direction::Download | Direction::Bidir)
+    }
+}
+
+/// When a stream test ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// Each sender sends for this long (plus the omitted warm-up).
+    DurationMs(u64),
+    /// The senders of each direction send this many bytes in total, split over the streams.
+    Bytes(u64),
+}
+
+/// A throughput test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRequest {
+    /// Number of parallel data connections.
+    pub streams: u16,
+    pub direction: Direction,
+    pub limit: Limit,
+    /// How often the server reports its counters, milliseconds.
+    pub interval_ms: u64,
+    /// Warm-up excluded from the totals, milliseconds.
+    #[serde(default)]
+    pub omit_ms: u64,
+    /// Send buffer size of each write, bytes.
+    pub block_bytes: u32,
+    #[serde(default)]
+    pub socket: SocketOptions,
+}
+
+/// One stream's counters as the server saw them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStream {
+    pub stream: u16,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// Bytes counted during the omitted warm-up, to subtract from the totals.
+    #[serde(default)]
+    pub omitted_bytes_received: u64,
+    #[serde(default)]
+    pub omitted_bytes_sent: u64,
+    /// TCP_INFO of the server's socket, where the platform has it.
+    #[serde(default)]
+    pub tcp_info: Option<TcpInfo>,
+    /// Why the stream broke, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The server's counters at one interval of a stream test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInterval {
+    /// Seconds since the data phase started.
+    pub seconds: f64,
+    pub streams: Vec<ServerStream>,
+}
+
+/// The server's final counters of a stream test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamResults {
+    /// Seconds from the start of the data phase until the last stream ended.
+    pub seconds: f64,
+    pub streams: Vec<ServerStream>,
+    /// CPU the server process used during the test, user and system seconds, if known.
+    pub cpu_user_seconds: Option<f64>,
+    pub cpu_system_seconds: Option<f64>,
 }
 
 impl TestRequest {
@@ -60,6 +175,8 @@ impl TestRequest {
     pub fn kind(&self) -> &'static str {
         match self {
             TestRequest::Transfer { .. } => "transfer",
+            TestRequest::Stream(_) => "stream",
+            TestRequest::Latency { .. } => "latency",
         }
     }
 }
@@ -226,7 +343,43 @@ mod tests {
                     download_bytes: d
                 }
             )),
-            any::<u64>().prop_map(|test_id| Message::Accepted { test_id }),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(test_id, cookie)| Message::Accepted { test_id, cookie }),
+            (any::<u64>(), any::<u16>())
+                .prop_map(|(cookie, stream)| Message::Join { cookie, stream }),
+            Just(Message::Start),
+            Just(Message::Stop),
+            (any::<u32>(), any::<u32>()).prop_map(|(q, r)| Message::Request(
+                TestRequest::Latency {
+                    request_bytes: q,
+                    response_bytes: r
+                }
+            )),
+            (
+                1u16..200,
+                any::<u64>(),
+                any::<bool>(),
+                proptest::option::of(any::<u32>())
+            )
+                .prop_map(|(streams, n, by_bytes, window)| Message::Request(
+                    TestRequest::Stream(StreamRequest {
+                        streams,
+                        direction: Direction::Bidir,
+                        limit: if by_bytes {
+                            Limit::Bytes(n)
+                        } else {
+                            Limit::DurationMs(n)
+                        },
+                        interval_ms: 1000,
+                        omit_ms: 0,
+                        block_bytes: 131072,
+                        socket: SocketOptions {
+                            window,
+                            congestion: Some("cubic".into()),
+                            ..SocketOptions::default()
+                        },
+                    })
+                )),
             (any::<u64>(), secs.clone()).prop_map(|(bytes_received, seconds)| {
                 Message::UploadComplete {
                     bytes_received,

@@ -2,7 +2,11 @@
 //! ([`frame`]) and a buffered, time-limited [`Connection`] that carries them.
 
 pub mod connection;
+pub mod data;
 pub mod frame;
 
 pub use connection::{Connection, ConnectionError};
-pub use frame::{ErrorCode, FrameError, Message, ServerCounters, TestRequest};
+pub use frame::{
+    Direction, ErrorCode, FrameError, Limit, Message, ServerCounters, ServerInterval, ServerStream,
+    StreamRequest, StreamResults, TestRequest,
+};

@@ -1,0 +1,105 @@
+//! Charts as SVG files (plotters' SVG backend: no system font libraries needed).
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::stream::Way;
+use crate::measure::StreamOutcome;
+
+/// Why a chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct PlotError {
+    pub path: String,
+    pub message: String,
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Throughput per interval over time: one line per stream and direction, and their sum.
+pub fn throughput_svg(path: &Path, outcome: &StreamOutcome) -> Result<(), PlotError> {
+    let ways = Way::of(outcome.request.direction);
+    // (label, points of (end seconds, Mbit/s))
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for &way in ways {
+        let tag = match way {
+            Way::Forward => "up",
+            Way::Reverse => "down",
+        };
+        let n = outcome.request.streams as usize;
+        let mut sum = Vec::new();
+        let mut per: Vec<Vec<(f64, f64)>> = vec![Vec::new(); n];
+        for s in &outcome.intervals {
+            let secs = (s.end - s.start).as_secs_f64().max(1e-9);
+            let mut total = 0.0;
+            for (i, st) in s.streams.iter().enumerate() {
+                let bytes = match way {
+                    Way::Forward => st.bytes_sent,
+                    Way::Reverse => st.bytes_received,
+                };
+                let mbps = bytes as f64 * 8.0 / secs / 1e6;
+                total += mbps;
+                if let Some(p) = per.get_mut(i) {
+                    p.push((s.end.as_secs_f64(), mbps));
+                }
+            }
+            sum.push((s.end.as_secs_f64(), total));
+        }
+        if n > 1 {
+            for (i, p) in per.into_iter().enumerate() {
+                series.push((format!("stream {i} {tag}"), p));
+            }
+        }
+        series.push((format!("sum {tag}"), sum));
+    }
+    let x_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.0))
+        .fold(0.0f64, f64::max)
+        .max(1e-3);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|q| q.1))
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("ntm throughput per interval", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("Mbit/s")
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    for (i, (label, points)) in series.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let width = if label.starts_with("sum") { 3 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(width)))
+            .map_err(|e| plot_error(path, e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))?;
+    Ok(())
+}
