@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use ntm::cli::{self, Parsed, UsageError};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -37,7 +38,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        // Handlers are installed before the command starts, so a signal that arrives at once
+        // still means a clean shutdown rather than the default of dying.
+        let signals = Signals::install();
+        tokio::spawn(signals.watch(shutdown.clone()));
         cli::run(*cli, shutdown).await
     });
     match result {
@@ -54,23 +58,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// First Ctrl-C or SIGTERM: graceful shutdown. Second Ctrl-C: exit now.
-async fn watch_signals(shutdown: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+/// The signals that stop ntm, registered with the runtime.
+struct Signals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminated => {}
     }
-    shutdown.cancel();
-    if tokio::signal::ctrl_c().await.is_ok() {
+
+    /// First Ctrl-C or SIGTERM: graceful shutdown. Second Ctrl-C: exit now.
+    async fn watch(mut self, shutdown: CancellationToken) {
+        async fn recv(s: &mut Option<Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => {}
+            _ = recv(&mut self.terminate) => {}
+        }
+        shutdown.cancel();
+        recv(&mut self.interrupt).await;
         eprintln!("ntm: interrupted again, exiting now");
         std::process::exit(130);
     }

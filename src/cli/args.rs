@@ -38,8 +38,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the measurement server.
     Serve(ServeArgs),
-    /// Run transfer tests against an ntm server.
+    /// Run transfer or throughput tests against an ntm server.
     Measure(Box<MeasureArgs>),
+    /// Run a latency test (request/response or connect/request/close) against an ntm server.
+    Latency(LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,11 +50,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
-    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, value_parser = units::parse_size_list)]
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_negative_numbers = true, value_parser = units::parse_size_list)]
     // The full path stops clap from treating this as a repeated flag: one value holds the list.
     pub sizes: ::std::vec::Vec<u64>,
     /// Runs per payload size; figures shown are medians.
-    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_repeat)]
+    #[arg(long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_repeat)]
     pub repeat: u64,
     /// Pause between tests (the original paused about 0.5 s; default none).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
@@ -89,17 +91,17 @@ pub struct MeasureArgs {
     #[arg(value_name = "ADDR", value_parser = parse_target)]
     pub addr: String,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
-    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, value_parser = units::parse_size_list)]
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_negative_numbers = true, value_parser = units::parse_size_list)]
     // The full path stops clap from treating this as a repeated flag: one value holds the list.
     pub sizes: ::std::vec::Vec<u64>,
     /// Response size for every payload (0 for none).
-    #[arg(long, value_name = "SIZE", conflicts_with = "response_ratio", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", conflicts_with = "response_ratio", allow_negative_numbers = true, value_parser = units::parse_size)]
     pub response: Option<u64>,
     /// Response size as a fraction of each payload.
-    #[arg(long, value_name = "R", default_value = "0.5", value_parser = parse_response_ratio)]
+    #[arg(long, value_name = "R", default_value = "0.5", allow_negative_numbers = true, value_parser = parse_response_ratio)]
     pub response_ratio: f64,
     /// Runs per payload size, for min, median, mean, max and standard deviation.
-    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_repeat)]
+    #[arg(long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_repeat)]
     pub repeat: u64,
     /// Pause between transfer tests.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
@@ -108,10 +110,10 @@ pub struct MeasureArgs {
     #[arg(short = 't', long, value_name = "DURATION", conflicts_with_all = ["bytes", "sizes", "response", "repeat"], value_parser = parse_test_duration)]
     pub duration: Option<Duration>,
     /// Throughput test: send this many bytes in total (per direction, split over the streams).
-    #[arg(short = 'n', long, value_name = "SIZE", conflicts_with_all = ["sizes", "response", "repeat"], value_parser = units::parse_nonzero_size)]
+    #[arg(short = 'n', long, value_name = "SIZE", conflicts_with_all = ["sizes", "response", "repeat"], allow_negative_numbers = true, value_parser = units::parse_nonzero_size)]
     pub bytes: Option<u64>,
     /// Parallel streams of a throughput test (1 to 128).
-    #[arg(short = 'P', long, value_name = "N", default_value = "1", value_parser = parse_streams)]
+    #[arg(short = 'P', long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_streams)]
     pub streams: u64,
     /// The server sends (throughput test).
     #[arg(short = 'R', long, conflicts_with = "bidir")]
@@ -154,6 +156,43 @@ pub struct MeasureArgs {
     pub timeout: Duration,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Server address, HOST:PORT (port 8080 if omitted).
+    #[arg(value_name = "ADDR", value_parser = parse_target)]
+    pub addr: String,
+    /// Request and response sizes, REQ[,RESP] (RESP defaults to REQ).
+    #[arg(long, value_name = "REQ[,RESP]", default_value = "64", value_parser = parse_message_sizes)]
+    pub size: (u32, u32),
+    /// Measure for this long (default 5s unless --count is given).
+    #[arg(short = 't', long, value_name = "DURATION", conflicts_with = "count", value_parser = parse_test_duration)]
+    pub duration: Option<Duration>,
+    /// Measure this many transactions.
+    #[arg(short = 'n', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_transactions)]
+    pub count: Option<u64>,
+    /// Transactions in flight: pipelined on one connection, or parallel connections with --connect.
+    #[arg(long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_concurrency)]
+    pub concurrency: u64,
+    /// Open a new connection per transaction (TCP_CRR): measures connection set-up too.
+    #[arg(long)]
+    pub connect: bool,
+    /// Transactions run first and left out of the figures.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_warmup)]
+    pub warmup: u64,
+    /// Draw the latency distribution (CDF) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Give up connecting after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+    /// Give up when the server makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `--format` and `--units`.
@@ -226,6 +265,40 @@ fn parse_congestion(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
+}
+
+fn parse_message_sizes(s: &str) -> Result<(u32, u32), String> {
+    let one = |part: &str, zero_ok: bool| -> Result<u32, String> {
+        let v = units::parse_size(part).map_err(|e| e.to_string())?;
+        if (v == 0 && !zero_ok) || v > 1 << 20 {
+            return Err(format!(
+                "invalid message size '{part}': use 1 byte to 1MB (a response may be 0)"
+            ));
+        }
+        Ok(v as u32)
+    };
+    match s.split_once(',') {
+        Some((q, r)) => Ok((one(q, false)?, one(r, true)?)),
+        None => {
+            let q = one(s, false)?;
+            Ok((q, q))
+        }
+    }
+}
+
+fn parse_transactions(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 1_000_000_000)
+}
+
+fn parse_warmup(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    units::parse_count(s, 0, 1_000_000_000).map_err(|e| e.to_string())
+}
+
+fn parse_concurrency(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 1024)
 }
 
 fn parse_repeat(s: &str) -> Result<u64, units::UnitError> {

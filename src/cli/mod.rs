@@ -3,6 +3,7 @@
 
 pub mod args;
 mod demo;
+mod latency;
 mod measure;
 mod serve;
 
@@ -40,15 +41,24 @@ pub fn parse() -> Parsed {
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     Parsed::Info(e.render().to_string())
                 }
-                _ => {
-                    let text = e.render().to_string();
-                    let first = text.lines().next().unwrap_or("invalid arguments");
-                    let first = first.strip_prefix("error: ").unwrap_or(first);
-                    Parsed::Usage(first.to_string())
-                }
+                _ => Parsed::Usage(one_line(&e.render().to_string())),
             }
         }
     }
+}
+
+/// Clap's error on one line: what is wrong, which argument, what is accepted, without the
+/// usage block and the pointer to `--help`.
+fn one_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let line = parts.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// The default log level of a command: the server logs each test, other commands only problems.
@@ -74,6 +84,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Some(Command::Demo(args)) => demo::run(args, &mut out, shutdown).await?,
         Some(Command::Serve(args)) => serve::run(args, shutdown).await?,
         Some(Command::Measure(args)) => measure::run(*args, &mut out, shutdown).await?,
+        Some(Command::Latency(args)) => latency::run(args, &mut out, shutdown).await?,
     }
     out.flush()?;
     Ok(())

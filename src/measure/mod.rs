@@ -1,9 +1,11 @@
 //! Client side of tests: connects to an ntm server, runs transfers and returns samples.
 //! Samples carry raw byte counts and durations; summaries and rates are computed downstream.
 
+mod latency;
 mod stream;
 mod transfer;
 
+pub use latency::{latency_test, LatencyConfig, LatencyLimit, LatencyOutcome};
 pub use stream::{
     stream_test, ClientStream, IntervalSample, StreamInterval, StreamOptions, StreamOutcome,
 };

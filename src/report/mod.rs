@@ -3,6 +3,7 @@
 //! summaries).
 
 pub mod demo;
+pub mod latency;
 pub mod plot;
 pub mod stream;
 pub mod transfer;

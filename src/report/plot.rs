@@ -103,3 +103,40 @@ pub fn throughput_svg(path: &Path, outcome: &StreamOutcome) -> Result<(), PlotEr
     root.present().map_err(|e| plot_error(path, e))?;
     Ok(())
 }
+
+/// The latency distribution as a CDF: for each round-trip time, the share of transactions at
+/// or below it.
+pub fn latency_cdf_svg(
+    path: &Path,
+    outcome: &crate::measure::LatencyOutcome,
+) -> Result<(), PlotError> {
+    let h = &outcome.rtt_ns;
+    let total = h.len().max(1) as f64;
+    let mut points = Vec::new();
+    let mut seen = 0u64;
+    for v in h.iter_recorded() {
+        seen += v.count_at_value();
+        points.push((v.value_iterated_to() as f64 / 1000.0, seen as f64 / total));
+    }
+    let x_max = points.last().map_or(1.0, |p| p.0).max(1e-3) * 1.05;
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("ntm round-trip time distribution", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("round-trip time (µs)")
+        .y_desc("fraction of transactions")
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
+        .map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))?;
+    Ok(())
+}

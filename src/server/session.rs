@@ -93,6 +93,13 @@ pub(super) async fn serve(
         }
     };
     let kind = request.kind();
+    let quiet = matches!(
+        request,
+        TestRequest::Latency {
+            connect_per_transaction: true,
+            ..
+        }
+    );
     let outcome = tokio::select! {
         _ = hard_stop.cancelled() => {
             refuse(&mut conn, ErrorCode::ShuttingDown, "the server stopped the test at shutdown".into()).await;
@@ -104,6 +111,16 @@ pub(super) async fn serve(
     drop(permit);
     let duration = started.elapsed();
     match outcome {
+        // One line per connection would flood the log of a connect/request/close test.
+        Ok(c) if quiet => debug!(
+            %peer,
+            id = test_id,
+            kind,
+            bytes_received = c.bytes_received,
+            bytes_sent = c.bytes_sent,
+            duration = ?duration,
+            "test finished"
+        ),
         Ok(c) => info!(
             %peer,
             id = test_id,
@@ -172,6 +189,7 @@ fn validate(request: &TestRequest, shared: &Shared) -> Result<(), SessionError> 
         TestRequest::Latency {
             request_bytes,
             response_bytes,
+            ..
         } => latency::validate(*request_bytes, *response_bytes),
     }
 }
@@ -201,10 +219,15 @@ async fn run_test(
         TestRequest::Latency {
             request_bytes,
             response_bytes,
+            connect_per_transaction,
         } => {
             conn.write_frame(&Message::Accepted { test_id, cookie: 0 })
                 .await?;
-            latency::run(conn, request_bytes, response_bytes).await
+            if connect_per_transaction {
+                latency::run(conn, request_bytes, response_bytes).await
+            } else {
+                latency::run_blocking(conn, request_bytes, response_bytes).await
+            }
         }
     }
 }

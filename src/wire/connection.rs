@@ -27,7 +27,8 @@ pub enum ConnectionError {
 
 /// A TCP stream with a small read buffer for frames; bulk reads bypass that buffer.
 pub struct Connection {
-    stream: TcpStream,
+    /// `None` while a blocking thread owns the socket (see [`Connection::detach`]).
+    stream: Option<TcpStream>,
     buffer: BytesMut,
     idle_timeout: Duration,
 }
@@ -38,15 +39,41 @@ impl Connection {
         // Frames are small and latency matters more than packet count for them.
         let _ = stream.set_nodelay(true);
         Connection {
-            stream,
+            stream: Some(stream),
             buffer: BytesMut::with_capacity(4096),
             idle_timeout,
         }
     }
 
     /// The underlying socket, for addresses and socket options.
+    ///
+    /// # Panics
+    /// While detached.
     pub fn socket(&self) -> &TcpStream {
-        &self.stream
+        self.stream
+            .as_ref()
+            .expect("socket of a detached connection")
+    }
+
+    fn stream(&mut self) -> Result<&mut TcpStream, ConnectionError> {
+        self.stream.as_mut().ok_or(ConnectionError::Closed)
+    }
+
+    /// Hands the socket to blocking code: it leaves the reactor (so its readiness events stop
+    /// waking the runtime) and becomes blocking. Returns it with the bytes already read past the
+    /// last frame. Until [`Connection::attach`], every operation fails as closed.
+    pub fn detach(&mut self) -> Result<(std::net::TcpStream, BytesMut), ConnectionError> {
+        let stream = self.stream.take().ok_or(ConnectionError::Closed)?;
+        let std = stream.into_std()?;
+        std.set_nonblocking(false)?;
+        Ok((std, self.buffer.split()))
+    }
+
+    /// Takes the socket back from blocking code.
+    pub fn attach(&mut self, stream: std::net::TcpStream) -> Result<(), ConnectionError> {
+        stream.set_nonblocking(true)?;
+        self.stream = Some(TcpStream::from_std(stream)?);
+        Ok(())
     }
 
     /// The idle timeout of this connection.
@@ -55,8 +82,14 @@ impl Connection {
     }
 
     /// Unwraps the socket and any bytes already read past the last frame.
+    ///
+    /// # Panics
+    /// While detached.
     pub fn into_parts(self) -> (TcpStream, BytesMut) {
-        (self.stream, self.buffer)
+        (
+            self.stream.expect("socket of a detached connection"),
+            self.buffer,
+        )
     }
 
     /// Runs one I/O step under a timeout (none if `limit` is `None`).
@@ -80,13 +113,15 @@ impl Connection {
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     async fn fill(&mut self, limit: Option<Duration>) -> Result<usize, ConnectionError> {
-        Self::timed(limit, self.stream.read_buf(&mut self.buffer)).await
+        let stream = self.stream.as_mut().ok_or(ConnectionError::Closed)?;
+        Self::timed(limit, stream.read_buf(&mut self.buffer)).await
     }
 
     /// Sends the client hello.
     pub async fn write_hello(&mut self) -> Result<(), ConnectionError> {
         let hello = frame::encode_hello();
-        Self::timed(Some(self.idle_timeout), self.stream.write_all(&hello)).await
+        let idle = self.idle_timeout;
+        Self::timed(Some(idle), self.stream()?.write_all(&hello)).await
     }
 
     /// Reads and checks the client hello. A peer that closes before sending it is `Ok(None)`.
@@ -139,7 +174,8 @@ impl Connection {
     /// Writes one frame.
     pub async fn write_frame(&mut self, message: &Message) -> Result<(), ConnectionError> {
         let bytes = frame::encode(message);
-        Self::timed(Some(self.idle_timeout), self.stream.write_all(&bytes)).await
+        let idle = self.idle_timeout;
+        Self::timed(Some(idle), self.stream()?.write_all(&bytes)).await
     }
 
     /// Reads and discards exactly `len` bytes of test data through `buf`, which is reused for
@@ -152,8 +188,8 @@ impl Connection {
         let mut done = buffered as u64;
         while done < len {
             let want = (len - done).min(buf.len() as u64) as usize;
-            let n =
-                Self::timed(Some(self.idle_timeout), self.stream.read(&mut buf[..want])).await?;
+            let idle = self.idle_timeout;
+            let n = Self::timed(Some(idle), self.stream()?.read(&mut buf[..want])).await?;
             if n == 0 {
                 break;
             }
@@ -168,7 +204,8 @@ impl Connection {
         let mut done = 0u64;
         while done < len {
             let chunk = (len - done).min(buf.len() as u64) as usize;
-            let n = Self::timed(Some(self.idle_timeout), self.stream.write(&buf[..chunk])).await?;
+            let idle = self.idle_timeout;
+            let n = Self::timed(Some(idle), self.stream()?.write(&buf[..chunk])).await?;
             if n == 0 {
                 return Err(ConnectionError::Closed);
             }
@@ -179,6 +216,7 @@ impl Connection {
 
     /// Flushes and closes the write side, so the peer sees a clean end of stream.
     pub async fn shutdown(&mut self) -> Result<(), ConnectionError> {
-        Self::timed(Some(self.idle_timeout), self.stream.shutdown()).await
+        let idle = self.idle_timeout;
+        Self::timed(Some(idle), self.stream()?.shutdown()).await
     }
 }

@@ -79,6 +79,9 @@ pub enum TestRequest {
     Latency {
         request_bytes: u32,
         response_bytes: u32,
+        /// One transaction per connection (TCP_CRR): the server logs these at debug level.
+        #[serde(default)]
+        connect_per_transaction: bool,
     },
 }
 
@@ -349,10 +352,11 @@ mod tests {
                 .prop_map(|(cookie, stream)| Message::Join { cookie, stream }),
             Just(Message::Start),
             Just(Message::Stop),
-            (any::<u32>(), any::<u32>()).prop_map(|(q, r)| Message::Request(
+            (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(q, r, c)| Message::Request(
                 TestRequest::Latency {
                     request_bytes: q,
-                    response_bytes: r
+                    response_bytes: r,
+                    connect_per_transaction: c,
                 }
             )),
             (

@@ -1,0 +1,324 @@
+//! Helpers shared by the end-to-end tests: an in-process server on port 0, a raw protocol client
+//! for hostile peers, well-behaved transfers with exact-count checks, and child-process guards.
+//!
+//! Each test file uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::Child;
+use std::time::Duration;
+
+use ntm::measure::{self, MeasureError, TransferOptions, TransferSample, TransferSpec};
+use ntm::server::{self, ServerConfig};
+use ntm::wire::frame::{self, Message, TestRequest, HEADER_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for anything that should take milliseconds: wide enough for a loaded 2-core
+/// machine running a debug build, short enough that a hang fails the test quickly.
+pub const PROMPT: Duration = Duration::from_secs(5);
+
+/// Awaits `fut`, failing the test with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: did not finish within {limit:?}"),
+    }
+}
+
+/// A server config for tests: short idle timeout and grace period, a few test slots.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        max_tests: 4,
+        max_connections: 64,
+        idle_timeout: Duration::from_millis(500),
+        grace_period: Duration::from_millis(200),
+        ..ServerConfig::default()
+    }
+}
+
+/// A server running in this test's runtime on 127.0.0.1, port 0.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1:0 and spawns [`server::run`] with `config`.
+    pub async fn start(config: ServerConfig) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(server::run(listener, config, shutdown.clone()));
+        TestServer {
+            addr,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Cancels the server and waits for it to return, within `limit`.
+    pub async fn stop_within(mut self, limit: Duration) {
+        self.shutdown.cancel();
+        within(limit, "server shutdown", &mut self.handle)
+            .await
+            .expect("server task panicked");
+    }
+
+    /// Fails the test if the server task has ended (returned or panicked) while it should serve.
+    pub fn assert_running(&self) {
+        assert!(
+            !self.handle.is_finished(),
+            "the server task ended while it should still be serving"
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A test that fails half-way must not leave a server behind in a shared runtime.
+        self.shutdown.cancel();
+    }
+}
+
+/// Client options for tests: a short connect timeout, an I/O timeout above any server idle
+/// timeout used here.
+pub fn client_options() -> TransferOptions {
+    TransferOptions {
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(10),
+        ..TransferOptions::default()
+    }
+}
+
+/// Runs one transfer against `addr` with the library client.
+pub async fn transfer(
+    addr: SocketAddr,
+    payload_bytes: u64,
+    response_bytes: u64,
+) -> Result<TransferSample, MeasureError> {
+    let spec = TransferSpec {
+        payload_bytes,
+        response_bytes,
+    };
+    measure::transfer(&[addr], spec, &client_options()).await
+}
+
+/// Asserts that both ends counted exactly the requested bytes.
+pub fn assert_exact(sample: &TransferSample, payload_bytes: u64, response_bytes: u64) {
+    assert_eq!(sample.spec.payload_bytes, payload_bytes);
+    assert_eq!(sample.spec.response_bytes, response_bytes);
+    assert_eq!(sample.client_sent_bytes, payload_bytes, "client sent");
+    assert_eq!(
+        sample.server.bytes_received, payload_bytes,
+        "server received"
+    );
+    assert_eq!(sample.server.bytes_sent, response_bytes, "server sent");
+    assert_eq!(
+        sample.client_received_bytes, response_bytes,
+        "client received"
+    );
+}
+
+/// A transfer that must succeed promptly with exact counts on both sides.
+pub async fn good_transfer(addr: SocketAddr, payload_bytes: u64, response_bytes: u64) {
+    let sample = within(
+        PROMPT,
+        "well-behaved transfer",
+        transfer(addr, payload_bytes, response_bytes),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("well-behaved transfer failed: {e}"));
+    assert_exact(&sample, payload_bytes, response_bytes);
+}
+
+/// The frame of a transfer request.
+pub fn request_frame(upload_bytes: u64, download_bytes: u64) -> Vec<u8> {
+    frame::encode(&Message::Request(TestRequest::Transfer {
+        upload_bytes,
+        download_bytes,
+    }))
+}
+
+/// A frame with an arbitrary body, valid JSON or not.
+pub fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+/// What a raw client saw when it read the rest of a connection.
+#[derive(Debug)]
+pub struct Ending {
+    /// Every whole frame received, in order.
+    pub frames: Vec<Message>,
+    /// Bytes after the last whole frame (should be none).
+    pub trailing: Vec<u8>,
+    /// The server reset the connection instead of closing it cleanly.
+    pub reset: bool,
+}
+
+impl Ending {
+    /// The code of the last frame, if it is an error frame.
+    pub fn error_code(&self) -> Option<frame::ErrorCode> {
+        match self.frames.last() {
+            Some(Message::Error { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A client that speaks the protocol by hand, so tests can misbehave at any byte.
+pub struct RawClient {
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = within(PROMPT, "connect", TcpStream::connect(addr))
+            .await
+            .expect("connect to the test server");
+        stream.set_nodelay(true).unwrap();
+        RawClient { stream }
+    }
+
+    /// Writes `bytes` in one call.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        within(PROMPT, "send", self.stream.write_all(bytes))
+            .await
+            .expect("write to the test server");
+    }
+
+    pub async fn hello(&mut self) {
+        self.send(&frame::encode_hello()).await;
+    }
+
+    pub async fn message(&mut self, message: &Message) {
+        self.send(&frame::encode(message)).await;
+    }
+
+    /// Sends hello and a transfer request, and expects `Accepted`.
+    pub async fn start_test(&mut self, upload_bytes: u64, download_bytes: u64) {
+        let mut bytes = frame::encode_hello().to_vec();
+        bytes.extend(request_frame(upload_bytes, download_bytes));
+        self.send(&bytes).await;
+        match self.read_frame(PROMPT).await {
+            Some(Message::Accepted { .. }) => {}
+            other => panic!("expected accepted, got {other:?}"),
+        }
+    }
+
+    /// Sends `len` bytes of test data.
+    pub async fn send_data(&mut self, len: usize) {
+        self.send(&vec![0xa5u8; len]).await;
+    }
+
+    /// Reads one frame; `None` on a clean close before it. Fails the test after `limit`.
+    pub async fn read_frame(&mut self, limit: Duration) -> Option<Message> {
+        let mut header = [0u8; HEADER_LEN];
+        match within(
+            limit,
+            "read frame header",
+            self.stream.read_exact(&mut header),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e) => panic!("reading a frame header: {e}"),
+        }
+        let len = frame::parse_header(header).expect("server frame within the maximum");
+        let mut body = vec![0u8; len];
+        within(limit, "read frame body", self.stream.read_exact(&mut body))
+            .await
+            .expect("whole frame body");
+        Some(frame::parse_body(&body).expect("server frame parses"))
+    }
+
+    /// Reads until the server closes the connection, within `limit`, and returns what came.
+    pub async fn read_to_close(&mut self, limit: Duration) -> Ending {
+        let mut bytes = Vec::new();
+        let mut reset = false;
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                    Err(_) => {
+                        reset = true;
+                        break;
+                    }
+                }
+            }
+        };
+        within(limit, "waiting for the server to close", read).await;
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while let Some((message, used)) =
+            frame::parse(&bytes[at..]).expect("server sends valid frames")
+        {
+            frames.push(message);
+            at += used;
+        }
+        Ending {
+            frames,
+            trailing: bytes[at..].to_vec(),
+            reset,
+        }
+    }
+
+    /// Reads until close and asserts the server's last word was an error frame with `code`.
+    pub async fn expect_error(&mut self, code: frame::ErrorCode, limit: Duration) -> Ending {
+        let ending = self.read_to_close(limit).await;
+        assert_eq!(
+            ending.error_code(),
+            Some(code),
+            "expected an error frame with code {code:?}, got {ending:?}"
+        );
+        assert!(ending.trailing.is_empty(), "bytes after the error frame");
+        ending
+    }
+}
+
+/// Kills and reaps a child process when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` to exit, polling, for at most `limit`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on: bound, noted, released.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Asserts `stderr` is exactly one line and returns it.
+pub fn one_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr).into_owned();
+    assert!(text.ends_with('\n'), "stderr does not end a line: {text:?}");
+    assert_eq!(text.lines().count(), 1, "stderr is not one line: {text:?}");
+    text.trim_end().to_string()
+}
