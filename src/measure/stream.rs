@@ -165,8 +165,16 @@ pub async fn stream_test(
         intervals.push(sample);
     };
 
+    // When the server sends, an interval waits for the server's report of the same interval
+    // (it carries the sender's TCP_INFO), at most until the next tick.
+    let wait_for_server = request.direction.server_sends();
+    let mut pending: Option<IntervalSample> = None;
+
     loop {
         if tasks.is_empty() && local_elapsed.is_none() {
+            if let Some(p) = pending.take() {
+                emit(p, &mut intervals);
+            }
             let elapsed = started.elapsed();
             local_elapsed = Some(elapsed);
             // A last partial interval counts if it is at least half an interval long.
@@ -190,9 +198,16 @@ pub async fn stream_test(
                 }
             }
             _ = ticker.tick(), if local_elapsed.is_none() => {
+                if let Some(p) = pending.take() {
+                    emit(p, &mut intervals);
+                }
                 let now = started.elapsed();
                 let s = sampler.sample(now, &sockets, is_omitted(now, omit, interval), server_latest.clone());
-                emit(s, &mut intervals);
+                if wait_for_server {
+                    pending = Some(s);
+                } else {
+                    emit(s, &mut intervals);
+                }
             }
             _ = tokio::time::sleep_until(omit_at), if !omitted => {
                 omitted = true;
@@ -202,7 +217,13 @@ pub async fn stream_test(
             }
             frame = control.read_frame_within(None) => {
                 match frame.map_err(fail("test"))? {
-                    Some(Message::Interval(i)) => server_latest = Some(i),
+                    Some(Message::Interval(i)) => {
+                        if let Some(mut p) = pending.take() {
+                            p.server = Some(i.clone());
+                            emit(p, &mut intervals);
+                        }
+                        server_latest = Some(i);
+                    }
                     Some(Message::StreamResults(r)) => server_results = Some(r),
                     Some(other) => return Err(super::transfer::unexpected(addr, "interval or results", other)),
                     None => {
@@ -234,6 +255,9 @@ pub async fn stream_test(
                 break;
             }
         }
+    }
+    if let Some(p) = pending.take() {
+        emit(p, &mut intervals);
     }
     let cpu = CpuTime::now()
         .zip(cpu_start)
