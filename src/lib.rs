@@ -10,6 +10,7 @@
 //! | [`server`] | the measurement server: accepts, admits within limits, runs tests, shuts down |
 //! | [`measure`] | the client side of tests; returns samples |
 //! | [`mpc`] | MPC cost models; pure |
+//! | [`proxy`] | the measuring and shaping TCP proxy: counts, flights, emulated links |
 //! | [`os`] | TCP_INFO, CPU time and socket options behind one facade |
 //! | [`stats`] | summaries of repeated measurements; pure |
 //! | [`report`] | text and JSON output to any `impl Write`; unit parsing and formatting |
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod measure;
 pub mod mpc;
 pub mod os;
+pub mod proxy;
 pub mod report;
 pub mod server;
 pub mod stats;

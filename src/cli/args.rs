@@ -42,6 +42,8 @@ pub enum Command {
     Measure(Box<MeasureArgs>),
     /// Run a latency test (request/response or connect/request/close) against an ntm server.
     Latency(LatencyArgs),
+    /// Relay TCP to an upstream, counting and timing every byte, optionally emulating a link.
+    Proxy(Box<ProxyArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +195,94 @@ pub struct LatencyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = PROXY_HELP)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Where to relay connections, HOST:PORT (resolved once, at start).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
+    pub upstream: String,
+    /// A named link: lan, fiber, cable, 5g, 4g, 3g, satellite (see below); flags override it.
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    pub profile: Option<&'static crate::proxy::link::Profile>,
+    /// Rate limit in both directions, e.g. 20Mbit.
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate: Option<u64>,
+    /// Rate limit client -> upstream.
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate_up: Option<u64>,
+    /// Rate limit upstream -> client.
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate_down: Option<u64>,
+    /// One-way delay in both directions (the RTT added is twice this).
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub delay: Option<Duration>,
+    /// One-way delay client -> upstream.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub delay_up: Option<Duration>,
+    /// One-way delay upstream -> client.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub delay_down: Option<Duration>,
+    /// Extra random delay per chunk, 0 to this, in both directions (bytes are never reordered).
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub jitter: Option<Duration>,
+    /// Width of the timeline's bins.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_bin)]
+    pub bin: Duration,
+    /// Write every connection's timeline to FILE: CSV, or JSON (with flights) if it ends in .json.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+    /// Draw bandwidth over time, up and down, to this SVG file at exit.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Serve the counters in Prometheus text format on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics: Option<SocketAddr>,
+    /// Give up connecting to the upstream after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+    /// Output: a text line per closed connection, or NDJSON events.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+const PROXY_HELP: &str = "\
+Shaping semantics:
+  Each direction is an emulated link: a rate (a token bucket: chunks are serialised at the rate)
+  and a one-way delay applied to each chunk from the moment it arrives, pipelined like a real
+  link, so delay lowers throughput only through TCP's window. The RTT added is
+  delay-up + delay-down. Jitter adds 0..jitter per chunk and never reorders bytes. The rate is
+  shared by all connections, like an access link.
+
+Profiles (rate up / down, RTT; half the RTT is applied each way):
+  lan        1000 / 1000 Mbit/s,   1 ms
+  fiber       100 /  100 Mbit/s,  15 ms   (TLSNotary's 'fiber' benchmark)
+  cable        20 /   20 Mbit/s,  20 ms   (TLSNotary's 'cable' benchmark)
+  5g           30 /   30 Mbit/s,  30 ms
+  4g           10 /   20 Mbit/s,  60 ms
+  3g         0.75 /    2 Mbit/s, 150 ms
+  satellite     3 /   25 Mbit/s, 600 ms";
+
+fn parse_profile(s: &str) -> Result<&'static crate::proxy::link::Profile, String> {
+    crate::proxy::link::profile(s).ok_or_else(|| {
+        let names: Vec<_> = crate::proxy::link::PROFILES
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        format!("unknown profile '{s}': use one of {}", names.join(", "))
+    })
+}
+
+fn parse_bin(s: &str) -> Result<Duration, String> {
+    let d = units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        return Err(format!("invalid bin '{s}': use 1ms to 1h"));
+    }
+    Ok(d)
 }
 
 /// `--format` and `--units`.

@@ -5,6 +5,7 @@ pub mod args;
 mod demo;
 mod latency;
 mod measure;
+mod proxy;
 mod serve;
 
 use std::io::Write;
@@ -85,6 +86,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve::run(args, shutdown).await?,
         Some(Command::Measure(args)) => measure::run(*args, &mut out, shutdown).await?,
         Some(Command::Latency(args)) => latency::run(args, &mut out, shutdown).await?,
+        Some(Command::Proxy(args)) => proxy::run(*args, &mut out, shutdown).await?,
     }
     out.flush()?;
     Ok(())

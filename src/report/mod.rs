@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod latency;
 pub mod plot;
+pub mod proxy;
 pub mod stream;
 pub mod transfer;
 pub mod units;

@@ -140,3 +140,57 @@ pub fn latency_cdf_svg(
     root.present().map_err(|e| plot_error(path, e))?;
     Ok(())
 }
+
+/// Bandwidth over time through the proxy, up and down, from its total timeline.
+pub fn proxy_svg(
+    path: &Path,
+    timeline: &crate::proxy::timeline::Timeline,
+) -> Result<(), PlotError> {
+    let bin = timeline.bin.as_secs_f64();
+    let series = |bins: &[u64]| -> Vec<(f64, f64)> {
+        bins.iter()
+            .enumerate()
+            .map(|(i, &b)| (i as f64 * bin, b as f64 * 8.0 / bin / 1e6))
+            .collect()
+    };
+    let up = series(&timeline.up);
+    let down = series(&timeline.down);
+    let x_max = up.len().max(down.len()).max(1) as f64 * bin;
+    let y_max = up
+        .iter()
+        .chain(&down)
+        .map(|p| p.1)
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("ntm proxy bandwidth", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("Mbit/s")
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    for (label, points, color) in [("up", up, RED), ("down", down, BLUE)] {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| plot_error(path, e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))?;
+    Ok(())
+}

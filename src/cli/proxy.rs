@@ -1,0 +1,165 @@
+//! `ntm proxy`: resolves and binds before any traffic flows (so bad input exits 2), then relays
+//! and reports each connection as it closes, the summary on Ctrl-C, and the recordings at exit.
+
+use std::io::{ErrorKind, Write};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::args::ProxyArgs;
+use super::UsageError;
+use crate::proxy::link::LinkSpec;
+use crate::proxy::{self, Counters, ProxyConfig, ProxyEvent};
+use crate::report::{self, Format};
+
+/// The two directions' links: the profile, then the flags over it.
+pub fn links(args: &ProxyArgs) -> (LinkSpec, LinkSpec) {
+    let (mut up, mut down) = args
+        .profile
+        .map_or((LinkSpec::default(), LinkSpec::default()), |p| p.links());
+    // A direction's own flag wins over the flag for both, which wins over the profile.
+    if let Some(r) = args.rate_up.or(args.rate) {
+        up.rate_bps = Some(r);
+    }
+    if let Some(r) = args.rate_down.or(args.rate) {
+        down.rate_bps = Some(r);
+    }
+    if let Some(d) = args.delay_up.or(args.delay) {
+        up.delay = d;
+    }
+    if let Some(d) = args.delay_down.or(args.delay) {
+        down.delay = d;
+    }
+    if let Some(j) = args.jitter {
+        up.jitter = j;
+        down.jitter = j;
+    }
+    (up, down)
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = if e.kind() == ErrorKind::AddrInUse {
+            "the address is in use".to_string()
+        } else {
+            e.to_string()
+        };
+        UsageError(format!("cannot listen on {addr} for {what}: {why}")).into()
+    })
+}
+
+pub async fn run(
+    args: ProxyArgs,
+    out: &mut impl Write,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let upstream: Vec<_> = match tokio::net::lookup_host(&args.upstream).await {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            return Err(
+                UsageError(format!("cannot resolve upstream '{}': {e}", args.upstream)).into(),
+            )
+        }
+    };
+    if upstream.is_empty() {
+        return Err(UsageError(format!(
+            "upstream '{}' resolves to no address",
+            args.upstream
+        ))
+        .into());
+    }
+    let (up, down) = links(&args);
+    let listener = bind(args.listen, "the proxy").await?;
+    let counters = Arc::new(Counters::default());
+    let metrics = match args.metrics {
+        Some(addr) => Some(bind(addr, "metrics").await?),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    eprintln!(
+        "ntm proxy: {local} -> {} (up: {}; down: {})",
+        args.upstream,
+        report::proxy::describe_link(&up),
+        report::proxy::describe_link(&down)
+    );
+    if let Some(m) = &metrics {
+        eprintln!("ntm proxy: metrics on http://{}/metrics", m.local_addr()?);
+    }
+    let metrics_task =
+        metrics.map(|m| tokio::spawn(proxy::metrics::serve(m, counters.clone(), shutdown.clone())));
+
+    let config = ProxyConfig {
+        upstream,
+        up,
+        down,
+        bin: args.bin,
+        connect_timeout: args.connect_timeout,
+        ..ProxyConfig::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let relay = proxy::run(listener, config, shutdown, tx, counters);
+    tokio::pin!(relay);
+    // Reports are kept only if a recording was asked for.
+    let keep = args.record.is_some();
+    let mut reports = Vec::new();
+    let mut show = |event: ProxyEvent, out: &mut dyn Write| -> std::io::Result<()> {
+        let mut out = out;
+        match (event, args.format) {
+            (
+                ProxyEvent::Open {
+                    id,
+                    client,
+                    upstream,
+                },
+                Format::Json,
+            ) => {
+                let v = report::proxy::open_json(id, &client.to_string(), &upstream.to_string());
+                writeln!(out, "{v}")?;
+            }
+            (ProxyEvent::Open { .. }, Format::Text) => {}
+            (ProxyEvent::Close(r), format) => {
+                match format {
+                    Format::Json => writeln!(out, "{}", report::proxy::close_json(&r))?,
+                    Format::Text => report::proxy::write_close_line(&mut out, &r)?,
+                }
+                if keep {
+                    reports.push(*r);
+                }
+            }
+        }
+        out.flush()
+    };
+    let summary = loop {
+        tokio::select! {
+            summary = &mut relay => break summary,
+            Some(event) = rx.recv() => show(event, out)?,
+        }
+    };
+    while let Ok(event) = rx.try_recv() {
+        show(event, out)?;
+    }
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    match args.format {
+        Format::Text => report::proxy::write_summary(out, &summary)?,
+        Format::Json => writeln!(out, "{}", report::proxy::summary_json(&summary))?,
+    }
+    if let Some(path) = &args.record {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            serde_json::to_writer(&mut file, &report::proxy::record_json(&reports, &summary))?;
+        } else {
+            report::proxy::write_record_csv(&mut file, &reports)?;
+        }
+        file.flush()?;
+    }
+    if let Some(path) = &args.plot {
+        report::plot::proxy_svg(path, &summary.timeline)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! One proxied connection: connect upstream, then two pumps (up and down) that count and time
+//! every chunk and, when the direction is shaped, hold each chunk until the emulated link
+//! releases it. Half-closes propagate as half-closes, resets as resets.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::flights::{Dir, FlightTracker, MAX_KEPT};
+use super::timeline::Timeline;
+use super::{ConnectionReport, ProxyEvent, Shared};
+
+/// How one direction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PumpEnd {
+    /// The source sent FIN; it was passed on as a half-close.
+    Eof,
+    /// Reading the source failed (it reset): the destination gets a reset.
+    ReadReset,
+    /// Writing the destination failed (it reset or vanished): the source gets a reset.
+    WriteFailed,
+    /// The proxy is shutting down.
+    Stopped,
+}
+
+/// Per-connection counters, updated by both pumps.
+struct ConnState {
+    bytes: [u64; 2],
+    first: [Option<Duration>; 2],
+    last: [Option<Duration>; 2],
+    flights: FlightTracker,
+    timeline: Timeline,
+}
+
+struct Recorder {
+    shared: Arc<Shared>,
+    opened: Instant,
+    state: Mutex<ConnState>,
+}
+
+fn slot(dir: Dir) -> usize {
+    match dir {
+        Dir::Up => 0,
+        Dir::Down => 1,
+    }
+}
+
+impl Recorder {
+    fn record(&self, dir: Dir, bytes: usize) {
+        let now = Instant::now();
+        let at = now.duration_since(self.opened);
+        let bytes = bytes as u64;
+        {
+            let mut s = self.state.lock().expect("connection state lock");
+            let i = slot(dir);
+            s.bytes[i] += bytes;
+            s.first[i].get_or_insert(at);
+            s.last[i] = Some(at);
+            let before = s.flights.count();
+            if before < MAX_KEPT || s.flights.flights().last().is_some_and(|f| f.dir == dir) {
+                s.flights.record(dir, bytes, at);
+            }
+            if s.flights.count() > before {
+                self.shared.counters.flights.fetch_add(1, Ordering::Relaxed);
+            }
+            s.timeline.add(dir, at, bytes);
+        }
+        self.shared.count(dir, bytes, now);
+    }
+
+    fn report(
+        &self,
+        client: SocketAddr,
+        upstream: Option<SocketAddr>,
+        end: String,
+        id: u64,
+    ) -> ConnectionReport {
+        let s = self.state.lock().expect("connection state lock");
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        ConnectionReport {
+            id,
+            client,
+            upstream,
+            seconds: self.opened.elapsed().as_secs_f64(),
+            bytes_up: s.bytes[0],
+            bytes_down: s.bytes[1],
+            first_byte_up: secs(s.first[0]),
+            last_byte_up: secs(s.last[0]),
+            first_byte_down: secs(s.first[1]),
+            last_byte_down: secs(s.last[1]),
+            flight_count: s.flights.count(),
+            round_trips: s.flights.round_trips(),
+            flights: s.flights.flights().to_vec(),
+            peak_up_bps: s.timeline.peak_bps(Dir::Up),
+            peak_down_bps: s.timeline.peak_bps(Dir::Down),
+            timeline: s.timeline.clone(),
+            end,
+        }
+    }
+}
+
+/// Keeps the open-connections gauge right however the connection ends.
+struct OpenGuard<'a>(&'a Shared);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connect_upstream(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), String> {
+    let mut last = String::from("no upstream address");
+    for &addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok((s, addr)),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer within {timeout:?}"),
+        }
+    }
+    Err(last)
+}
+
+pub(super) async fn serve(
+    client: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+    shared.counters.open.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenGuard(&shared);
+    let recorder = Recorder {
+        shared: shared.clone(),
+        opened: Instant::now(),
+        state: Mutex::new(ConnState {
+            bytes: [0; 2],
+            first: [None; 2],
+            last: [None; 2],
+            flights: FlightTracker::default(),
+            timeline: Timeline::new(shared.config.bin),
+        }),
+    };
+    // The proxy must add no Nagle delay to the protocol it watches.
+    let _ = client.set_nodelay(true);
+    let connected = tokio::select! {
+        _ = stop.cancelled() => return,
+        c = connect_upstream(&shared.config.upstream, shared.config.connect_timeout) => c,
+    };
+    let (upstream, upstream_addr) = match connected {
+        Ok(pair) => pair,
+        Err(e) => {
+            shared
+                .counters
+                .upstream_failures
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
+            let report = recorder.report(peer, None, format!("upstream failed: {e}"), id);
+            let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let _ = shared.events.send(ProxyEvent::Open {
+        id,
+        client: peer,
+        upstream: upstream_addr,
+    });
+
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let up = pump(client_read, upstream_write, Dir::Up, &recorder, &shared);
+    let down = pump(upstream_read, client_write, Dir::Down, &recorder, &shared);
+    tokio::pin!(up, down);
+    let (mut up_end, mut down_end) = (None, None);
+    let end = loop {
+        tokio::select! {
+            _ = stop.cancelled() => break "proxy stopped".to_string(),
+            r = &mut up, if up_end.is_none() => {
+                let (end, from, to) = r;
+                match end {
+                    PumpEnd::Eof => up_end = Some((from, to)),
+                    failed => break failure(failed, Dir::Up, &from, &to),
+                }
+            }
+            r = &mut down, if down_end.is_none() => {
+                let (end, from, to) = r;
+                match end {
+                    PumpEnd::Eof => down_end = Some((from, to)),
+                    failed => break failure(failed, Dir::Down, &from, &to),
+                }
+            }
+        }
+        if up_end.is_some() && down_end.is_some() {
+            break "closed".to_string();
+        }
+    };
+    debug!(id, client = %peer, end, "connection ended");
+    let report = recorder.report(peer, Some(upstream_addr), end, id);
+    let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
+}
+
+/// Arranges a reset toward the side that must learn of a failure, and names the failure.
+fn failure(end: PumpEnd, dir: Dir, from: &OwnedReadHalf, to: &OwnedWriteHalf) -> String {
+    // Linger 0 makes the close a reset once every half of that socket is dropped.
+    let reset = |s: &TcpStream| {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+    };
+    let (source, dest) = match dir {
+        Dir::Up => ("client", "upstream"),
+        Dir::Down => ("upstream", "client"),
+    };
+    match end {
+        PumpEnd::ReadReset => {
+            reset(to.as_ref());
+            format!("reset by {source}")
+        }
+        PumpEnd::WriteFailed => {
+            reset(from.as_ref());
+            format!("{dest} went away")
+        }
+        PumpEnd::Eof | PumpEnd::Stopped => "closed".to_string(),
+    }
+}
+
+type Pumped = (PumpEnd, OwnedReadHalf, OwnedWriteHalf);
+
+async fn pump(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    dir: Dir,
+    recorder: &Recorder,
+    shared: &Shared,
+) -> Pumped {
+    let (spec, _) = shared.link(dir);
+    if spec.is_shaped() {
+        pump_shaped(from, to, dir, recorder, shared).await
+    } else {
+        pump_direct(from, to, dir, recorder, shared.config.buffer_size).await
+    }
+}
+
+/// The unshaped path: one reused buffer, read then write, nothing held.
+async fn pump_direct(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    dir: Dir,
+    recorder: &Recorder,
+    buffer_size: usize,
+) -> Pumped {
+    let mut buf = vec![0u8; buffer_size.max(4096)];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => {
+                let _ = to.shutdown().await;
+                return (PumpEnd::Eof, from, to);
+            }
+            Ok(n) => n,
+            Err(_) => return (PumpEnd::ReadReset, from, to),
+        };
+        recorder.record(dir, n);
+        if to.write_all(&buf[..n]).await.is_err() {
+            return (PumpEnd::WriteFailed, from, to);
+        }
+    }
+}
+
+/// A chunk on its way through the emulated link.
+enum InFlight {
+    Data {
+        release: Instant,
+        bytes: BytesMut,
+        _permit: OwnedSemaphorePermit,
+    },
+    Eof {
+        release: Instant,
+    },
+    Reset,
+}
+
+/// The shaped path: a reader schedules each chunk on the link and queues it (the queue's bytes
+/// are bounded, so a stalled receiver stops the reader and TCP pushes back on the sender); a
+/// writer sends each chunk at its release time.
+async fn pump_shaped(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    dir: Dir,
+    recorder: &Recorder,
+    shared: &Shared,
+) -> Pumped {
+    let (spec, link) = shared.link(dir);
+    let chunk = spec.chunk_bytes();
+    let queue = Arc::new(Semaphore::new(spec.queue_bytes().max(chunk)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
+    let jitter = !spec.jitter.is_zero();
+    let schedule = |bytes: usize| {
+        let now = Instant::now();
+        let fraction = if jitter { fastrand::f64() } else { 0.0 };
+        let release = link.lock().expect("link lock").schedule(
+            now.duration_since(shared.started),
+            bytes,
+            fraction,
+        );
+        shared.started + release
+    };
+
+    let reader = async {
+        loop {
+            let Ok(permit) = queue.clone().acquire_many_owned(chunk as u32).await else {
+                return;
+            };
+            let mut bytes = BytesMut::zeroed(chunk);
+            match from.read(&mut bytes).await {
+                Ok(0) => {
+                    let _ = tx.send(InFlight::Eof {
+                        release: schedule(0),
+                    });
+                    return;
+                }
+                Ok(n) => {
+                    recorder.record(dir, n);
+                    bytes.truncate(n);
+                    let release = schedule(n);
+                    let _ = tx.send(InFlight::Data {
+                        release,
+                        bytes,
+                        _permit: permit,
+                    });
+                }
+                Err(_) => {
+                    let _ = tx.send(InFlight::Reset);
+                    return;
+                }
+            }
+        }
+    };
+    let writer = async {
+        while let Some(item) = rx.recv().await {
+            match item {
+                InFlight::Data { release, bytes, .. } => {
+                    sleep_until_precise(release).await;
+                    if to.write_all(&bytes).await.is_err() {
+                        return PumpEnd::WriteFailed;
+                    }
+                }
+                InFlight::Eof { release } => {
+                    sleep_until_precise(release).await;
+                    let _ = to.shutdown().await;
+                    return PumpEnd::Eof;
+                }
+                InFlight::Reset => return PumpEnd::ReadReset,
+            }
+        }
+        PumpEnd::Stopped
+    };
+    let end = {
+        tokio::pin!(reader, writer);
+        // The reader may finish first (end of stream); the writer always decides the outcome.
+        tokio::select! {
+            end = &mut writer => end,
+            () = &mut reader => writer.await,
+        }
+    };
+    (end, from, to)
+}
+
+/// Sleeps until `deadline` to within a few microseconds. The runtime's timer ticks in whole
+/// milliseconds, which would add up to 1 ms to every delayed chunk; so the runtime sleeps the
+/// bulk, a blocking thread's `nanosleep` most of the rest, and the last 100 µs are spent
+/// yielding.
+async fn sleep_until_precise(deadline: Instant) {
+    const COARSE: Duration = Duration::from_millis(2);
+    const SPIN: Duration = Duration::from_micros(100);
+    let now = Instant::now();
+    if deadline <= now {
+        return;
+    }
+    if deadline - now > COARSE {
+        tokio::time::sleep_until((deadline - COARSE).into()).await;
+    }
+    let rest = deadline.saturating_duration_since(Instant::now());
+    if rest > SPIN {
+        let nap = rest - SPIN;
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(nap)).await;
+    }
+    while Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
