@@ -18,7 +18,7 @@ pub enum Format {
     /// Human-readable text.
     #[default]
     Text,
-    /// One JSON document, numbers in base units.
+    /// JSON, numbers in base units: one document (NDJSON events for `proxy`).
     Json,
 }
 
