@@ -330,7 +330,6 @@ async fn pump_shaped(
                     return;
                 }
                 Ok(n) => {
-                    recorder.record(dir, n);
                     bytes.truncate(n);
                     let release = schedule(n);
                     let _ = tx.send(InFlight::Data {
@@ -354,6 +353,9 @@ async fn pump_shaped(
                     if to.write_all(&bytes).await.is_err() {
                         return PumpEnd::WriteFailed;
                     }
+                    // Counted as it leaves the emulated link, so timelines, peaks and flights
+                    // show the shaped traffic the far end sees.
+                    recorder.record(dir, bytes.len());
                 }
                 InFlight::Eof { release } => {
                     sleep_until_precise(release).await;
