@@ -95,6 +95,7 @@ pub async fn run(
         down,
         bin: args.bin,
         connect_timeout: args.connect_timeout,
+        splice: args.splice,
         ..ProxyConfig::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -129,3 +129,83 @@ pub(super) fn recv_discard(socket: &impl AsRawFd, buf: &mut [u8]) -> std::io::Re
         Ok(n as usize)
     }
 }
+
+/// A kernel pipe for `splice(2)`: bytes move socket -> pipe -> socket without entering user
+/// space.
+pub struct Pipe {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    pub fn new(wanted: usize) -> std::io::Result<Pipe> {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe {
+            (
+                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        // A larger pipe moves more per call; if the system refuses, the default is kept.
+        // SAFETY: plain fcntl on a descriptor we own.
+        let size =
+            unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, wanted as libc::c_int) };
+        let capacity = if size > 0 {
+            size as usize
+        } else {
+            // SAFETY: as above.
+            let got = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+            if got > 0 {
+                got as usize
+            } else {
+                65536
+            }
+        };
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Moves up to `len` bytes from socket `from` into the pipe. `Ok(0)` is end of stream.
+    pub fn fill_from(&self, from: &impl AsRawFd, len: usize) -> std::io::Result<usize> {
+        splice(from.as_raw_fd(), self.write.as_raw_fd(), len)
+    }
+
+    /// Moves up to `len` bytes from the pipe into socket `to`.
+    pub fn drain_to(&self, to: &impl AsRawFd, len: usize) -> std::io::Result<usize> {
+        splice(self.read.as_raw_fd(), to.as_raw_fd(), len)
+    }
+}
+
+fn splice(from: i32, to: i32, len: usize) -> std::io::Result<usize> {
+    // SAFETY: splice between two open descriptors with null offsets reads and writes no user
+    // memory.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

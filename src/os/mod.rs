@@ -179,3 +179,7 @@ pub fn recv_discard(socket: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::
         imp::recv_discard(socket, buf)
     })
 }
+
+/// A kernel pipe for zero-copy relaying with `splice(2)`; Linux only.
+#[cfg(target_os = "linux")]
+pub use linux::Pipe;

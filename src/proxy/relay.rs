@@ -246,9 +246,59 @@ async fn pump(
 ) -> Pumped {
     let (spec, _) = shared.link(dir);
     if spec.is_shaped() {
-        pump_shaped(from, to, dir, recorder, shared).await
-    } else {
-        pump_direct(from, to, dir, recorder, shared.config.buffer_size).await
+        return pump_shaped(from, to, dir, recorder, shared).await;
+    }
+    #[cfg(target_os = "linux")]
+    if shared.config.splice {
+        if let Ok(pipe) = crate::os::Pipe::new(shared.config.buffer_size) {
+            return pump_splice(from, to, dir, recorder, pipe).await;
+        }
+    }
+    pump_direct(from, to, dir, recorder, shared.config.buffer_size).await
+}
+
+/// The zero-copy path: socket -> pipe -> socket with `splice(2)`, counting what each call
+/// moves. The pipe is always drained before more is read, so a full pipe is never mistaken for
+/// an empty socket.
+#[cfg(target_os = "linux")]
+async fn pump_splice(
+    from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    dir: Dir,
+    recorder: &Recorder,
+    pipe: crate::os::Pipe,
+) -> Pumped {
+    use tokio::io::Interest;
+    let capacity = pipe.capacity();
+    loop {
+        let source = from.as_ref();
+        let moved = loop {
+            if source.readable().await.is_err() {
+                return (PumpEnd::ReadReset, from, to);
+            }
+            match source.try_io(Interest::READABLE, || pipe.fill_from(source, capacity)) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return (PumpEnd::ReadReset, from, to),
+            }
+        };
+        if moved == 0 {
+            let _ = to.shutdown().await;
+            return (PumpEnd::Eof, from, to);
+        }
+        recorder.record(dir, moved);
+        let mut pending = moved;
+        let sink = to.as_ref();
+        while pending > 0 {
+            if sink.writable().await.is_err() {
+                return (PumpEnd::WriteFailed, from, to);
+            }
+            match sink.try_io(Interest::WRITABLE, || pipe.drain_to(sink, pending)) {
+                Ok(n) => pending -= n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return (PumpEnd::WriteFailed, from, to),
+            }
+        }
     }
 }
 
