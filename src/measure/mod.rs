@@ -2,10 +2,12 @@
 //! Samples carry raw byte counts and durations; summaries and rates are computed downstream.
 
 mod latency;
+mod replay;
 mod stream;
 mod transfer;
 
 pub use latency::{latency_test, LatencyConfig, LatencyLimit, LatencyOutcome};
+pub use replay::{replay, ReplayOutcome, ReplayedPhase};
 pub use stream::{
     stream_test, ClientStream, IntervalSample, StreamInterval, StreamOptions, StreamOutcome,
 };

@@ -3,6 +3,7 @@
 //! tests bind port 0 and the binary owns signals.
 
 mod latency;
+mod replay;
 mod session;
 mod stream;
 mod transfer;

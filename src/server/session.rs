@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{latency, stream, transfer, Shared};
+use super::{latency, replay, stream, transfer, Shared};
 use crate::wire::{Connection, ConnectionError, ErrorCode, Message, TestRequest};
 
 /// Why a session ended early; logged, and sent to the client where it can still hear it.
@@ -186,6 +186,7 @@ fn validate(request: &TestRequest, shared: &Shared) -> Result<(), SessionError> 
             Ok(())
         }
         TestRequest::Stream(request) => stream::validate(request, max),
+        TestRequest::Replay(script) => replay::validate(script, max),
         TestRequest::Latency {
             request_bytes,
             response_bytes,
@@ -216,6 +217,11 @@ async fn run_test(
             .await
         }
         TestRequest::Stream(request) => stream::run(conn, request, test_id, shared).await,
+        TestRequest::Replay(script) => {
+            conn.write_frame(&Message::Accepted { test_id, cookie: 0 })
+                .await?;
+            replay::run(conn, &script, shared.config.buffer_size).await
+        }
         TestRequest::Latency {
             request_bytes,
             response_bytes,
@@ -242,6 +248,7 @@ pub(super) fn unexpected(expected: &'static str, got: &Message) -> SessionError 
         Message::Interval(_) => "interval",
         Message::StreamResults(_) => "stream_results",
         Message::LatencyResults { .. } => "latency_results",
+        Message::ReplayResults { .. } => "replay_results",
         Message::UploadComplete { .. } => "upload_complete",
         Message::Fetch => "fetch",
         Message::Counters(_) => "counters",

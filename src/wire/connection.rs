@@ -182,14 +182,27 @@ impl Connection {
     /// every read so memory stays fixed however large the test. Returns the bytes read, which
     /// is less than `len` only if the peer closed early.
     pub async fn read_data(&mut self, len: u64, buf: &mut [u8]) -> Result<u64, ConnectionError> {
+        let idle = self.idle_timeout;
+        self.read_data_within(len, buf, idle).await
+    }
+
+    /// Like [`Connection::read_data`], but the first read may wait up to `first_wait` (a peer
+    /// that is known to be busy, e.g. computing, before it sends).
+    pub async fn read_data_within(
+        &mut self,
+        len: u64,
+        buf: &mut [u8],
+        first_wait: Duration,
+    ) -> Result<u64, ConnectionError> {
+        let mut wait = first_wait;
         // Data that arrived with the last frame is consumed first.
         let buffered = (self.buffer.len() as u64).min(len) as usize;
         self.buffer.advance(buffered);
         let mut done = buffered as u64;
         while done < len {
             let want = (len - done).min(buf.len() as u64) as usize;
-            let idle = self.idle_timeout;
-            let n = Self::timed(Some(idle), self.stream()?.read(&mut buf[..want])).await?;
+            let n = Self::timed(Some(wait), self.stream()?.read(&mut buf[..want])).await?;
+            wait = self.idle_timeout;
             if n == 0 {
                 break;
             }

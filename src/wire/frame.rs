@@ -52,6 +52,8 @@ pub enum Message {
     StreamResults(StreamResults),
     /// Server -> client, at the end of a latency test: transactions the server answered.
     LatencyResults { transactions: u64 },
+    /// Server -> client, at the end of a replay: what the server counted in each phase.
+    ReplayResults { phases: Vec<ReplayCounts> },
     /// Server -> client: the upload phase is complete; the server counted this many bytes.
     UploadComplete { bytes_received: u64, seconds: f64 },
     /// Client -> server: send the response now (starts the download phase).
@@ -74,6 +76,8 @@ pub enum TestRequest {
     },
     /// Move data over `streams` extra connections for a duration or a byte count.
     Stream(StreamRequest),
+    /// Play a protocol's traffic pattern: phase by phase, exchanges of bytes up then bytes down.
+    Replay(ReplayScript),
     /// Answer every `request_bytes` received on this connection with `response_bytes`, until
     /// the client closes its side (netperf TCP_RR; one transaction per connection is TCP_CRR).
     Latency {
@@ -83,6 +87,47 @@ pub enum TestRequest {
         #[serde(default)]
         connect_per_transaction: bool,
     },
+}
+
+/// A traffic pattern to replay: the phases of an MPC protocol, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayScript {
+    pub phases: Vec<ReplayPhase>,
+}
+
+/// One phase of a replay: `round_trips` exchanges, each the client's share of `upload_bytes`
+/// followed by the server's share of `download_bytes`, then `compute_ms` of idle time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayPhase {
+    pub name: String,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    pub round_trips: u32,
+    #[serde(default)]
+    pub compute_ms: u64,
+}
+
+impl ReplayPhase {
+    /// The exchanges both ends play, as (bytes up, bytes down). Bytes split evenly, the first
+    /// exchanges taking the remainder; every exchange carries at least one byte each way, so each
+    /// is a real ping-pong; a phase with bytes but no round trips gets one.
+    pub fn exchanges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let moves_data = self.upload_bytes > 0 || self.download_bytes > 0;
+        let n = if self.round_trips == 0 && moves_data { 1 } else { self.round_trips as u64 };
+        let share = move |total: u64, i: u64| {
+            let extra = u64::from(i < total % n.max(1));
+            (total / n.max(1) + extra).max(1)
+        };
+        (0..n).map(move |i| (share(self.upload_bytes, i), share(self.download_bytes, i)))
+    }
+}
+
+/// What the server counted in one phase of a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayCounts {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub exchanges: u64,
 }
 
 /// Which way a stream test's data flows.
@@ -180,6 +225,7 @@ impl TestRequest {
             TestRequest::Transfer { .. } => "transfer",
             TestRequest::Stream(_) => "stream",
             TestRequest::Latency { .. } => "latency",
+            TestRequest::Replay(_) => "replay",
         }
     }
 }
@@ -473,6 +519,37 @@ mod tests {
             body,
             r#"{"type":"request","kind":"transfer","upload_bytes":1024,"download_bytes":512}"#
         );
+    }
+
+    #[test]
+    fn replay_exchanges_split_bytes_exactly() {
+        let phase = ReplayPhase {
+            name: "online".into(),
+            upload_bytes: 10,
+            download_bytes: 1000,
+            round_trips: 3,
+            compute_ms: 0,
+        };
+        let ex: Vec<_> = phase.exchanges().collect();
+        assert_eq!(ex, vec![(4, 334), (3, 333), (3, 333)]);
+        let tiny = ReplayPhase {
+            upload_bytes: 1,
+            round_trips: 3,
+            ..phase.clone()
+        };
+        assert_eq!(tiny.exchanges().map(|e| e.0).collect::<Vec<_>>(), vec![1, 1, 1]);
+        let no_rounds = ReplayPhase {
+            round_trips: 0,
+            ..phase.clone()
+        };
+        assert_eq!(no_rounds.exchanges().count(), 1);
+        let idle = ReplayPhase {
+            upload_bytes: 0,
+            download_bytes: 0,
+            round_trips: 0,
+            ..phase
+        };
+        assert_eq!(idle.exchanges().count(), 0);
     }
 
     #[test]

@@ -8,5 +8,5 @@ pub mod frame;
 pub use connection::{Connection, ConnectionError};
 pub use frame::{
     Direction, ErrorCode, FrameError, Limit, Message, ServerCounters, ServerInterval, ServerStream,
-    StreamRequest, StreamResults, TestRequest,
+    ReplayCounts, ReplayPhase, ReplayScript, StreamRequest, StreamResults, TestRequest,
 };
