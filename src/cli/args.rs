@@ -245,6 +245,10 @@ pub struct ProxyArgs {
     /// Give up connecting to the upstream after this long.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
+    /// A live view on the terminal: open connections with their rates, sparklines of total
+    /// bandwidth (q to quit).
+    #[arg(long, conflicts_with = "format")]
+    pub tui: bool,
     /// Relay unshaped traffic with splice(2) through a kernel pipe instead of a reused buffer
     /// (Linux; measured slower on loopback, may pay on real NICs).
     #[arg(long)]
@@ -362,19 +366,20 @@ fn parse_congestion(s: &str) -> Result<String, String> {
 }
 
 fn parse_message_sizes(s: &str) -> Result<(u32, u32), String> {
-    let one = |part: &str, zero_ok: bool| -> Result<u32, String> {
+    let one = |part: &str| -> Result<u32, String> {
         let v = units::parse_size(part).map_err(|e| e.to_string())?;
-        if (v == 0 && !zero_ok) || v > 1 << 20 {
+        if v == 0 || v > 1 << 20 {
             return Err(format!(
-                "invalid message size '{part}': use 1 byte to 1MB (a response may be 0)"
+                "invalid message size '{part}': use 1 byte to 1MB"
             ));
         }
         Ok(v as u32)
     };
     match s.split_once(',') {
-        Some((q, r)) => Ok((one(q, false)?, one(r, true)?)),
+        // A response of 0 bytes would leave nothing to wait for: no round trip to time.
+        Some((q, r)) => Ok((one(q)?, one(r)?)),
         None => {
-            let q = one(s, false)?;
+            let q = one(s)?;
             Ok((q, q))
         }
     }

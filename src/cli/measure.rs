@@ -112,14 +112,16 @@ async fn run_streams(
     let text = args.output.format == Format::Text;
     // JSON on a terminal still shows progress, on standard error; nothing when piped.
     let progress = !text && std::io::stderr().is_terminal();
-    if text {
-        report::stream::write_header(out, &args.addr, &request)?;
-        out.flush()?;
-    }
     let mut retrans = Vec::new();
+    // The header waits for the first interval, so a test that cannot start prints nothing on
+    // standard output.
+    let mut header_due = text;
     let mut show =
         |sample: &measure::IntervalSample, mut out: &mut dyn Write| -> std::io::Result<()> {
             if text {
+                if std::mem::take(&mut header_due) {
+                    report::stream::write_header(&mut out, &args.addr, &request)?;
+                }
                 report::stream::write_interval(&mut out, sample, &request, unit, &mut retrans)?;
                 out.flush()?;
             } else if progress {
@@ -152,7 +154,12 @@ async fn run_streams(
         eprint!("\r\x1b[2K");
     }
     match args.output.format {
-        Format::Text => report::stream::write_summary(out, &outcome, unit)?,
+        Format::Text => {
+            if outcome.intervals.is_empty() {
+                report::stream::write_header(out, &args.addr, &request)?;
+            }
+            report::stream::write_summary(out, &outcome, unit)?
+        }
         Format::Json => write_json(out, &report::stream::json(&args.addr, &outcome))?,
     }
     if let Some(path) = &args.plot {

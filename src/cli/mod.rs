@@ -7,6 +7,7 @@ mod latency;
 mod measure;
 mod proxy;
 mod serve;
+mod tui;
 
 use std::io::Write;
 
@@ -78,8 +79,8 @@ pub fn default_log_level(cli: &Cli) -> &'static str {
 
 /// Runs the parsed command to completion. `shutdown` is cancelled on Ctrl-C.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole run: the proxy's live view draws on stdout from its own thread.
+    let mut out = std::io::stdout();
     match cli.command {
         None => demo::run(cli.demo, &mut out, shutdown).await?,
         Some(Command::Demo(args)) => demo::run(args, &mut out, shutdown).await?,

@@ -1,7 +1,7 @@
 //! `ntm proxy`: resolves and binds before any traffic flows (so bad input exits 2), then relays
 //! and reports each connection as it closes, the summary on Ctrl-C, and the recordings at exit.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -99,6 +99,16 @@ pub async fn run(
         ..ProxyConfig::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let tui = args.tui && std::io::stdout().is_terminal();
+    if args.tui && !tui {
+        eprintln!("ntm proxy: --tui needs a terminal; printing lines instead");
+    }
+    let recent: super::tui::Recent = Default::default();
+    let view = tui.then(|| {
+        let (counters, recent, stop) = (counters.clone(), recent.clone(), shutdown.clone());
+        let title = format!("ntm proxy {local} -> {}", args.upstream);
+        tokio::task::spawn_blocking(move || super::tui::run(counters, recent, title, stop))
+    });
     let relay = proxy::run(listener, config, shutdown, tx, counters);
     tokio::pin!(relay);
     // Reports are kept only if a recording was asked for.
@@ -121,6 +131,15 @@ pub async fn run(
             (ProxyEvent::Open { .. }, Format::Text) => {}
             (ProxyEvent::Close(r), format) => {
                 match format {
+                    _ if tui => {
+                        let mut line = Vec::new();
+                        report::proxy::write_close_line(&mut line, &r)?;
+                        let mut recent = recent.lock().expect("recent lock");
+                        recent.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                        while recent.len() > super::tui::RECENT {
+                            recent.pop_front();
+                        }
+                    }
                     Format::Json => writeln!(out, "{}", report::proxy::close_json(&r))?,
                     Format::Text => report::proxy::write_close_line(&mut out, &r)?,
                 }
@@ -142,6 +161,9 @@ pub async fn run(
     }
     if let Some(t) = metrics_task {
         t.abort();
+    }
+    if let Some(view) = view {
+        view.await??;
     }
     match args.format {
         Format::Text => report::proxy::write_summary(out, &summary)?,

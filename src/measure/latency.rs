@@ -118,7 +118,8 @@ fn run_blocking(
             .map(|i| {
                 let mut c = config.clone();
                 c.limit = per_thread(i);
-                c.warmup = config.warmup / threads as u64;
+                let t = threads as u64;
+                c.warmup = config.warmup / t + u64::from((i as u64) < config.warmup % t);
                 scope.spawn(move || connect_request_close(addrs, &c, stop))
             })
             .collect();
@@ -241,15 +242,40 @@ fn request_response(
     let mut rtt = new_histogram();
     let depth = config.concurrency.max(1) as usize;
     // Send times of the requests in flight, oldest first.
-    let mut in_flight = std::collections::VecDeque::with_capacity(depth);
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::with_capacity(depth)));
+    // With several requests in flight, a writer thread sends them, so a large request that fills
+    // the socket buffers never blocks the reading of responses (which would deadlock with a
+    // server blocked writing its answer). One in flight needs no second thread.
+    let writer = (depth > 1)
+        .then(|| -> io::Result<_> {
+            let mut out = stream.try_clone()?;
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let (times, request) = (sent_at.clone(), request.clone());
+            let handle = std::thread::spawn(move || -> io::Result<()> {
+                for () in rx {
+                    times.lock().expect("send times lock").push_back(Instant::now());
+                    out.write_all(&request)?;
+                }
+                Ok(())
+            });
+            Ok((tx, handle))
+        })
+        .transpose()
+        .map_err(|e| io_error(addr, "test", e))?;
+    let send = |stream: &mut TcpStream| -> io::Result<()> {
+        match &writer {
+            Some((tx, _)) => tx.send(()).map_err(|_| io::Error::other("the writer thread stopped")),
+            None => {
+                sent_at.lock().expect("send times lock").push_back(Instant::now());
+                stream.write_all(&request)
+            }
+        }
+    };
+    let mut in_flight = 0usize;
     let mut warm = config.warmup;
     let mut start = Instant::now();
     let mut measured = 0u64;
     let mut partial = false;
-    let send = |stream: &mut TcpStream, q: &mut std::collections::VecDeque<Instant>| {
-        q.push_back(Instant::now());
-        stream.write_all(&request)
-    };
     // Another request is wanted while warm-up requests are unsent, or while the measured ones
     // sent so far fall short of the limit.
     let wanted = |measured: u64, in_flight: usize, start: Instant, warm: u64| {
@@ -261,14 +287,21 @@ fn request_response(
                 start,
             )
     };
-    while in_flight.len() < depth && wanted(measured, in_flight.len(), start, warm) {
-        send(&mut stream, &mut in_flight).map_err(|e| io_error(addr, "test", e))?;
+    while in_flight < depth && wanted(measured, in_flight, start, warm) {
+        send(&mut stream).map_err(|e| io_error(addr, "test", e))?;
+        in_flight += 1;
     }
-    while let Some(sent) = in_flight.pop_front() {
+    while in_flight > 0 {
         stream
             .read_exact(&mut response)
             .map_err(|e| io_error(addr, "test", e))?;
         let now = Instant::now();
+        in_flight -= 1;
+        let sent = sent_at
+            .lock()
+            .expect("send times lock")
+            .pop_front()
+            .unwrap_or(now);
         if warm > 0 {
             warm -= 1;
             if warm == 0 {
@@ -282,9 +315,17 @@ fn request_response(
             partial = true;
             continue;
         }
-        if wanted(measured, in_flight.len(), start, warm) {
-            send(&mut stream, &mut in_flight).map_err(|e| io_error(addr, "test", e))?;
+        if wanted(measured, in_flight, start, warm) {
+            send(&mut stream).map_err(|e| io_error(addr, "test", e))?;
+            in_flight += 1;
         }
+    }
+    if let Some((tx, handle)) = writer {
+        drop(tx);
+        handle
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            .map_err(|e| io_error(addr, "test", e))?;
     }
     let elapsed = start.elapsed();
     // Closing our side ends the test; the server answers with its own count.

@@ -54,7 +54,9 @@ pub async fn replay(
     let request = Message::Request(TestRequest::Replay(script.clone()));
     let control_up = (encode_hello().len() + frame::encode(&request).len()) as u64;
     conn.write_hello().await.map_err(fail("handshake"))?;
-    conn.write_frame(&request).await.map_err(fail("handshake"))?;
+    conn.write_frame(&request)
+        .await
+        .map_err(fail("handshake"))?;
     let accepted = conn.expect_frame().await.map_err(fail("handshake"))?;
     let mut control_down = frame::encode(&accepted).len() as u64;
     if !matches!(accepted, Message::Accepted { .. }) {
@@ -83,7 +85,10 @@ pub async fn replay(
         let (mut sent, mut received, mut exchanges) = (0, 0, 0);
         for (up, down) in phase.exchanges() {
             conn.write_data(up, &buf).await.map_err(fail("replay"))?;
-            let got = conn.read_data(down, &mut buf).await.map_err(fail("replay"))?;
+            let got = conn
+                .read_data(down, &mut buf)
+                .await
+                .map_err(fail("replay"))?;
             if got < down {
                 return Err(fail("replay")(ConnectionError::Closed));
             }

@@ -106,7 +106,7 @@ pub struct ProxySummary {
     pub timeline: Timeline,
 }
 
-/// Live counters, for metrics and the summary.
+/// Live counters, for metrics, the live view and the summary.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub connections: AtomicU64,
@@ -115,6 +115,46 @@ pub struct Counters {
     pub bytes_down: AtomicU64,
     pub flights: AtomicU64,
     pub upstream_failures: AtomicU64,
+    /// The connections open now.
+    pub live: Mutex<std::collections::BTreeMap<u64, Arc<LiveConnection>>>,
+}
+
+/// An open connection's running counts.
+#[derive(Debug)]
+pub struct LiveConnection {
+    pub client: SocketAddr,
+    pub opened: Instant,
+    pub bytes_up: AtomicU64,
+    pub bytes_down: AtomicU64,
+    pub flights: AtomicU64,
+}
+
+/// A copy of one open connection's counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSnapshot {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub age: Duration,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub flights: u64,
+}
+
+impl Counters {
+    /// The open connections now, by id.
+    pub fn snapshot(&self) -> Vec<LiveSnapshot> {
+        let live = self.live.lock().expect("live connections lock");
+        live.iter()
+            .map(|(&id, c)| LiveSnapshot {
+                id,
+                client: c.client,
+                age: c.opened.elapsed(),
+                bytes_up: c.bytes_up.load(Ordering::Relaxed),
+                bytes_down: c.bytes_down.load(Ordering::Relaxed),
+                flights: c.flights.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
 }
 
 /// State shared by every connection of one proxy.

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::flights::{Dir, FlightTracker, MAX_KEPT};
 use super::timeline::Timeline;
-use super::{ConnectionReport, ProxyEvent, Shared};
+use super::{ConnectionReport, LiveConnection, ProxyEvent, Shared};
 
 /// How one direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,7 @@ struct Recorder {
     shared: Arc<Shared>,
     opened: Instant,
     state: Mutex<ConnState>,
+    live: Arc<LiveConnection>,
 }
 
 fn slot(dir: Dir) -> usize {
@@ -71,9 +72,15 @@ impl Recorder {
             }
             if s.flights.count() > before {
                 self.shared.counters.flights.fetch_add(1, Ordering::Relaxed);
+                self.live.flights.fetch_add(1, Ordering::Relaxed);
             }
             s.timeline.add(dir, at, bytes);
         }
+        let live = match dir {
+            Dir::Up => &self.live.bytes_up,
+            Dir::Down => &self.live.bytes_down,
+        };
+        live.fetch_add(bytes, Ordering::Relaxed);
         self.shared.count(dir, bytes, now);
     }
 
@@ -108,12 +115,18 @@ impl Recorder {
     }
 }
 
-/// Keeps the open-connections gauge right however the connection ends.
-struct OpenGuard<'a>(&'a Shared);
+/// Keeps the open-connections gauge and table right however the connection ends.
+struct OpenGuard<'a>(&'a Shared, u64);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
         self.0.counters.open.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .counters
+            .live
+            .lock()
+            .expect("live connections lock")
+            .remove(&self.1);
     }
 }
 
@@ -141,8 +154,22 @@ pub(super) async fn serve(
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     shared.counters.connections.fetch_add(1, Ordering::Relaxed);
     shared.counters.open.fetch_add(1, Ordering::Relaxed);
-    let _open = OpenGuard(&shared);
+    let live = Arc::new(LiveConnection {
+        client: peer,
+        opened: Instant::now(),
+        bytes_up: Default::default(),
+        bytes_down: Default::default(),
+        flights: Default::default(),
+    });
+    shared
+        .counters
+        .live
+        .lock()
+        .expect("live connections lock")
+        .insert(id, live.clone());
+    let _open = OpenGuard(&shared, id);
     let recorder = Recorder {
+        live,
         shared: shared.clone(),
         opened: Instant::now(),
         state: Mutex::new(ConnState {
@@ -179,71 +206,72 @@ pub(super) async fn serve(
         upstream: upstream_addr,
     });
 
-    let (client_read, client_write) = client.into_split();
-    let (upstream_read, upstream_write) = upstream.into_split();
-    let up = pump(client_read, upstream_write, Dir::Up, &recorder, &shared);
-    let down = pump(upstream_read, client_write, Dir::Down, &recorder, &shared);
-    tokio::pin!(up, down);
-    let (mut up_end, mut down_end) = (None, None);
-    let end = loop {
-        tokio::select! {
-            _ = stop.cancelled() => break "proxy stopped".to_string(),
-            r = &mut up, if up_end.is_none() => {
-                let (end, from, to) = r;
-                match end {
-                    PumpEnd::Eof => up_end = Some((from, to)),
-                    failed => break failure(failed, Dir::Up, &from, &to),
-                }
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let (end, reset) = {
+        let up = pump(&mut client_read, &mut upstream_write, Dir::Up, &recorder, &shared);
+        let down = pump(&mut upstream_read, &mut client_write, Dir::Down, &recorder, &shared);
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break ("proxy stopped".to_string(), None),
+                end = &mut up, if !up_done => match end {
+                    PumpEnd::Eof => up_done = true,
+                    failed => break failure(failed, Dir::Up),
+                },
+                end = &mut down, if !down_done => match end {
+                    PumpEnd::Eof => down_done = true,
+                    failed => break failure(failed, Dir::Down),
+                },
             }
-            r = &mut down, if down_end.is_none() => {
-                let (end, from, to) = r;
-                match end {
-                    PumpEnd::Eof => down_end = Some((from, to)),
-                    failed => break failure(failed, Dir::Down, &from, &to),
-                }
+            if up_done && down_done {
+                break ("closed".to_string(), None);
             }
-        }
-        if up_end.is_some() && down_end.is_some() {
-            break "closed".to_string();
         }
     };
+    // A reset becomes a reset: linger 0 makes the close an RST, and the write half is dropped
+    // without the shutdown (FIN) it would otherwise send first.
+    let linger0 = |s: &TcpStream| {
+        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+    };
+    match reset {
+        Some(Dir::Up) => {
+            linger0(upstream_write.as_ref());
+            upstream_write.forget();
+        }
+        Some(Dir::Down) => {
+            linger0(client_write.as_ref());
+            client_write.forget();
+        }
+        None => {}
+    }
     debug!(id, client = %peer, end, "connection ended");
     let report = recorder.report(peer, Some(upstream_addr), end, id);
     let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
 }
 
-/// Arranges a reset toward the side that must learn of a failure, and names the failure.
-fn failure(end: PumpEnd, dir: Dir, from: &OwnedReadHalf, to: &OwnedWriteHalf) -> String {
-    // Linger 0 makes the close a reset once every half of that socket is dropped.
-    let reset = |s: &TcpStream| {
-        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
-    };
-    let (source, dest) = match dir {
-        Dir::Up => ("client", "upstream"),
-        Dir::Down => ("upstream", "client"),
+/// Names a failure and says which side must get a reset: the destination when the source reset
+/// (`Up` = the upstream, `Down` = the client), the source when the destination went away.
+fn failure(end: PumpEnd, dir: Dir) -> (String, Option<Dir>) {
+    let (source, dest, toward_dest, toward_source) = match dir {
+        Dir::Up => ("client", "upstream", Dir::Up, Dir::Down),
+        Dir::Down => ("upstream", "client", Dir::Down, Dir::Up),
     };
     match end {
-        PumpEnd::ReadReset => {
-            reset(to.as_ref());
-            format!("reset by {source}")
-        }
-        PumpEnd::WriteFailed => {
-            reset(from.as_ref());
-            format!("{dest} went away")
-        }
-        PumpEnd::Eof | PumpEnd::Stopped => "closed".to_string(),
+        PumpEnd::ReadReset => (format!("reset by {source}"), Some(toward_dest)),
+        PumpEnd::WriteFailed => (format!("{dest} went away"), Some(toward_source)),
+        PumpEnd::Eof | PumpEnd::Stopped => ("closed".to_string(), None),
     }
 }
 
-type Pumped = (PumpEnd, OwnedReadHalf, OwnedWriteHalf);
-
 async fn pump(
-    from: OwnedReadHalf,
-    to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     dir: Dir,
     recorder: &Recorder,
     shared: &Shared,
-) -> Pumped {
+) -> PumpEnd {
     let (spec, _) = shared.link(dir);
     if spec.is_shaped() {
         return pump_shaped(from, to, dir, recorder, shared).await;
@@ -262,41 +290,41 @@ async fn pump(
 /// an empty socket.
 #[cfg(target_os = "linux")]
 async fn pump_splice(
-    from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     dir: Dir,
     recorder: &Recorder,
     pipe: crate::os::Pipe,
-) -> Pumped {
+) -> PumpEnd {
     use tokio::io::Interest;
     let capacity = pipe.capacity();
     loop {
-        let source = from.as_ref();
+        let source = (*from).as_ref();
         let moved = loop {
             if source.readable().await.is_err() {
-                return (PumpEnd::ReadReset, from, to);
+                return PumpEnd::ReadReset;
             }
             match source.try_io(Interest::READABLE, || pipe.fill_from(source, capacity)) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return (PumpEnd::ReadReset, from, to),
+                Err(_) => return PumpEnd::ReadReset,
             }
         };
         if moved == 0 {
             let _ = to.shutdown().await;
-            return (PumpEnd::Eof, from, to);
+            return PumpEnd::Eof;
         }
         recorder.record(dir, moved);
         let mut pending = moved;
-        let sink = to.as_ref();
+        let sink = (*to).as_ref();
         while pending > 0 {
             if sink.writable().await.is_err() {
-                return (PumpEnd::WriteFailed, from, to);
+                return PumpEnd::WriteFailed;
             }
             match sink.try_io(Interest::WRITABLE, || pipe.drain_to(sink, pending)) {
                 Ok(n) => pending -= n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return (PumpEnd::WriteFailed, from, to),
+                Err(_) => return PumpEnd::WriteFailed,
             }
         }
     }
@@ -304,25 +332,25 @@ async fn pump_splice(
 
 /// The unshaped path: one reused buffer, read then write, nothing held.
 async fn pump_direct(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     dir: Dir,
     recorder: &Recorder,
     buffer_size: usize,
-) -> Pumped {
+) -> PumpEnd {
     let mut buf = vec![0u8; buffer_size.max(4096)];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) => {
                 let _ = to.shutdown().await;
-                return (PumpEnd::Eof, from, to);
+                return PumpEnd::Eof;
             }
             Ok(n) => n,
-            Err(_) => return (PumpEnd::ReadReset, from, to),
+            Err(_) => return PumpEnd::ReadReset,
         };
         recorder.record(dir, n);
         if to.write_all(&buf[..n]).await.is_err() {
-            return (PumpEnd::WriteFailed, from, to);
+            return PumpEnd::WriteFailed;
         }
     }
 }
@@ -344,12 +372,12 @@ enum InFlight {
 /// are bounded, so a stalled receiver stops the reader and TCP pushes back on the sender); a
 /// writer sends each chunk at its release time.
 async fn pump_shaped(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     dir: Dir,
     recorder: &Recorder,
     shared: &Shared,
-) -> Pumped {
+) -> PumpEnd {
     let (spec, link) = shared.link(dir);
     let chunk = spec.chunk_bytes();
     let queue = Arc::new(Semaphore::new(spec.queue_bytes().max(chunk)));
@@ -417,15 +445,12 @@ async fn pump_shaped(
         }
         PumpEnd::Stopped
     };
-    let end = {
-        tokio::pin!(reader, writer);
-        // The reader may finish first (end of stream); the writer always decides the outcome.
-        tokio::select! {
-            end = &mut writer => end,
-            () = &mut reader => writer.await,
-        }
-    };
-    (end, from, to)
+    tokio::pin!(reader, writer);
+    // The reader may finish first (end of stream); the writer always decides the outcome.
+    tokio::select! {
+        end = &mut writer => end,
+        () = &mut reader => writer.await,
+    }
 }
 
 /// Sleeps until `deadline` to within a few microseconds. The runtime's timer ticks in whole

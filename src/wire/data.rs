@@ -121,11 +121,14 @@ impl StreamPlan {
         }
     }
 
-    /// How long the data phase may take before it is cut off: the planned time plus the idle
-    /// timeout, or a day for byte-limited tests (each step is still bounded by the idle timeout).
+    /// How long the data phase may take before it is cut off: the planned time plus a drain
+    /// allowance (on a slow or shaped link, what sits in socket buffers and queues takes time to
+    /// arrive after the senders stop; each read and write is still bounded by the idle timeout),
+    /// or a day for byte-limited tests.
     pub fn max_runtime(&self) -> Duration {
+        let drain = (self.idle * 2).max(Duration::from_secs(120));
         match self.limit {
-            Limit::DurationMs(ms) => self.omit + Duration::from_millis(ms) + self.idle * 2,
+            Limit::DurationMs(ms) => self.omit + Duration::from_millis(ms) + drain,
             Limit::Bytes(_) => Duration::from_secs(24 * 3600) + self.idle,
         }
     }

@@ -113,7 +113,11 @@ impl ReplayPhase {
     /// is a real ping-pong; a phase with bytes but no round trips gets one.
     pub fn exchanges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let moves_data = self.upload_bytes > 0 || self.download_bytes > 0;
-        let n = if self.round_trips == 0 && moves_data { 1 } else { self.round_trips as u64 };
+        let n = if self.round_trips == 0 && moves_data {
+            1
+        } else {
+            self.round_trips as u64
+        };
         let share = move |total: u64, i: u64| {
             let extra = u64::from(i < total % n.max(1));
             (total / n.max(1) + extra).max(1)
@@ -537,7 +541,10 @@ mod tests {
             round_trips: 3,
             ..phase.clone()
         };
-        assert_eq!(tiny.exchanges().map(|e| e.0).collect::<Vec<_>>(), vec![1, 1, 1]);
+        assert_eq!(
+            tiny.exchanges().map(|e| e.0).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
         let no_rounds = ReplayPhase {
             round_trips: 0,
             ..phase.clone()

@@ -7,6 +7,6 @@ pub mod frame;
 
 pub use connection::{Connection, ConnectionError};
 pub use frame::{
-    Direction, ErrorCode, FrameError, Limit, Message, ServerCounters, ServerInterval, ServerStream,
-    ReplayCounts, ReplayPhase, ReplayScript, StreamRequest, StreamResults, TestRequest,
+    Direction, ErrorCode, FrameError, Limit, Message, ReplayCounts, ReplayPhase, ReplayScript,
+    ServerCounters, ServerInterval, ServerStream, StreamRequest, StreamResults, TestRequest,
 };

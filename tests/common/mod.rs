@@ -322,3 +322,309 @@ pub fn one_line(stderr: &[u8]) -> String {
     assert_eq!(text.lines().count(), 1, "stderr is not one line: {text:?}");
     text.trim_end().to_string()
 }
+
+// ---- Throughput, latency and schema tests ----
+
+/// A stream (throughput) test request with the defaults of `ntm measure`: 128 KB blocks, no
+/// warm-up, default socket options.
+pub fn stream_request(
+    streams: u16,
+    direction: ntm::wire::Direction,
+    limit: ntm::wire::Limit,
+    interval_ms: u64,
+) -> ntm::wire::StreamRequest {
+    ntm::wire::StreamRequest {
+        streams,
+        direction,
+        limit,
+        interval_ms,
+        omit_ms: 0,
+        block_bytes: 128 * 1024,
+        socket: ntm::os::SocketOptions::default(),
+    }
+}
+
+/// Client options for stream tests: a short connect timeout, an I/O timeout above any server
+/// idle timeout used here.
+pub fn stream_options() -> measure::StreamOptions {
+    measure::StreamOptions {
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Runs a stream test with the library client, failing the test if it errs or takes longer
+/// than `limit`.
+pub async fn stream_test(
+    addr: SocketAddr,
+    request: ntm::wire::StreamRequest,
+    limit: Duration,
+) -> measure::StreamOutcome {
+    within(
+        limit,
+        "stream test",
+        measure::stream_test(
+            &[addr],
+            request,
+            &stream_options(),
+            CancellationToken::new(),
+            None,
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("stream test failed: {e}"))
+}
+
+/// Runs the `ntm` binary with `args` off the async runtime (so an in-process server keeps
+/// serving), killing it after `limit`.
+pub async fn run_ntm(args: &[&str], limit: Duration) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let run = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("ntm")
+            .unwrap()
+            .args(&args)
+            .timeout(limit)
+            .output()
+            .unwrap()
+    });
+    within(limit + Duration::from_secs(5), "ntm", run)
+        .await
+        .unwrap()
+}
+
+/// Starts the `ntm` binary with `args`, standard output and error piped, killed when dropped.
+pub fn spawn_ntm(args: &[&str]) -> ChildGuard {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ntm"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ntm");
+    ChildGuard(child)
+}
+
+/// Sends `signal` (e.g. `libc::SIGINT`) to `child`.
+pub fn send_signal(child: &Child, signal: i32) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Waits (off the runtime) for a child to exit within `limit` and returns its output.
+pub fn output_within(mut guard: ChildGuard, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut stdout = guard.0.stdout.take().expect("piped stdout");
+    let mut stderr = guard.0.stderr.take().expect("piped stderr");
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let status = wait_timeout(&mut guard.0, limit)
+        .unwrap_or_else(|| panic!("ntm still running {limit:?} later"));
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Parses standard output as one JSON document, failing the test with the text if it is not.
+pub fn stdout_json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The schema committed as `schemas/{name}.schema.json`.
+pub fn schema(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{name}.schema.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Where `doc` breaks the schema `name`: one line per error, empty if it validates.
+pub fn schema_errors(name: &str, doc: &serde_json::Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(&schema(name))
+        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"));
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path))
+        .collect()
+}
+
+/// Fails the test unless `doc` validates against the schema `name`.
+pub fn assert_valid(name: &str, doc: &serde_json::Value) {
+    let errors = schema_errors(name, doc);
+    assert!(
+        errors.is_empty(),
+        "output does not match schemas/{name}.schema.json:\n  {}\ndocument: {doc:#}",
+        errors.join("\n  ")
+    );
+}
+
+/// Resets a connection: SO_LINGER 0, then close, so the peer gets an RST.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+    drop(stream);
+}
+
+/// A TCP relay on 127.0.0.1 port 0 in front of `upstream`. It counts the bytes it relays
+/// towards the server, so a test can tell that a client's data is flowing without taking a
+/// test slot, and it can reset one of its connections (both sides) mid-test. Its tasks end
+/// when it is dropped.
+pub struct Relay {
+    pub addr: SocketAddr,
+    relayed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _tasks: tokio::task::JoinSet<()>,
+}
+
+/// Which connection a [`Relay`] resets, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct ResetAfter {
+    /// Index of the connection in accept order (0 = the first).
+    pub connection: usize,
+    /// Bytes relayed towards the server on it first.
+    pub bytes: u64,
+}
+
+impl Relay {
+    pub async fn start(upstream: SocketAddr, doom: Option<ResetAfter>) -> Relay {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().unwrap();
+        let relayed = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = relayed.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut relays = tokio::task::JoinSet::new();
+            for index in 0.. {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let counter = counter.clone();
+                let doomed = doom.filter(|d| d.connection == index);
+                relays.spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut up = 0u64;
+                    let mut down_open = true;
+                    loop {
+                        if doomed.is_some_and(|d| up >= d.bytes) {
+                            reset(client);
+                            reset(server);
+                            return;
+                        }
+                        let mut back = [0u8; 16 * 1024];
+                        tokio::select! {
+                            r = client.read(&mut buf) => match r {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if server.write_all(&buf[..n]).await.is_err() { break; }
+                                    up += n as u64;
+                                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                                }
+                            },
+                            r = server.read(&mut back), if down_open => match r {
+                                Ok(0) => { down_open = false; let _ = client.shutdown().await; }
+                                Err(_) => break,
+                                Ok(n) => if client.write_all(&back[..n]).await.is_err() { break; },
+                            },
+                        }
+                    }
+                    // The client closed its side: pass that on, then relay the rest back.
+                    let _ = server.shutdown().await;
+                    if down_open {
+                        let _ = tokio::io::copy(&mut server, &mut client).await;
+                    }
+                });
+            }
+        });
+        Relay {
+            addr,
+            relayed,
+            _tasks: tasks,
+        }
+    }
+
+    /// Bytes relayed towards the server so far, over all connections.
+    pub fn relayed(&self) -> u64 {
+        self.relayed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until at least `bytes` went towards the server; fails the test after `limit`.
+    pub async fn until_relayed(&self, bytes: u64, limit: Duration) {
+        let start = std::time::Instant::now();
+        while self.relayed() < bytes {
+            assert!(
+                start.elapsed() < limit,
+                "only {} of {bytes} bytes relayed within {limit:?}",
+                self.relayed()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Reads a child's standard output line by line on a thread, so a test can wait for a line.
+pub fn stdout_lines(child: &mut ChildGuard) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line that starts with `prefix`, returning every line read; fails after `limit`.
+pub fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    prefix: &str,
+    limit: Duration,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.starts_with(prefix);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line starting {prefix:?} within {limit:?}; got {seen:?}"),
+        }
+    }
+}

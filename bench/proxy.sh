@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# Benchmark the proxy: ntm proxy vs haproxy 2.6 (mode tcp) vs socat, and ntm proxy's shaping
+# accuracy (issue 4, "Benchmarks"). Everything runs on 127.0.0.1.
+#
+# 1. Unshaped throughput. The same iperf3 test, iperf3 -c 127.0.0.1 -p PORT -t DURATION -J
+#    (one stream, env DURATION, default 10 s), against one iperf3 -s, four ways:
+#      direct   to iperf3 -s itself
+#      ntm      through ntm proxy --listen 127.0.0.1:A --upstream 127.0.0.1:IPERF
+#      haproxy  through haproxy -db -f CFG, a "listen" section in mode tcp (nbthread 2,
+#               timeouts 1m; the config is written to a temporary directory and printed)
+#      socat    through socat TCP-LISTEN:B,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:IPERF
+#    Rate: end.sum_received.bits_per_second (what iperf3's server counted / its duration),
+#    Gbit/s = 1e9 bit/s. Proxy CPU: user+system seconds the proxy process used during the run
+#    (/proc/PID/stat before and after; for socat including its reaped per-connection children),
+#    per GB received. Each tool runs with its defaults (socat copies in 8 KiB reads).
+# 2. Added latency. ntm latency 127.0.0.1:PORT -t 3 --size 64 --format json against
+#    ntm serve: direct, through an unshaped ntm proxy, through haproxy. Figure: rtt_us.p50, a
+#    full round trip in microseconds. Added = via - direct, per run (the paths alternate within
+#    each run), then the median over runs.
+#    On a small VM the RTT is bimodal: about 5 us when the processes share a vCPU, about 70 us
+#    when each message has to wake another vCPU (see bench/latency.sh). A proxy adds a hop, so
+#    the regime can change run by run. PIN=1 pins every process of this section (server,
+#    proxies, clients) to CPU PIN_CPU (default 0) with taskset, for the same-vCPU regime;
+#    PIN=0 (the default) pins nothing. The mode used is printed.
+# 3. Shaping accuracy. ntm proxy --rate R (both directions) for R = 1, 10, 100, 1000 Mbit/s in
+#    front of ntm serve; ntm measure 127.0.0.1:PROXY -t 5 -O 1 --format json (upload). -O 1
+#    leaves the first second (TCP ramp-up and the token bucket's start) out of the figures:
+#    measured = end.sum_received.bits_per_second, the server's bytes after the first second /
+#    its time after the first second (which includes draining what sits in socket buffers and
+#    the proxy's queue when the client stops, at the shaped rate). Printed: measured/configured.
+#    Below 10 Mbit/s the client also gets -w 32KB (SO_SNDBUF/SO_RCVBUF): with default buffers
+#    about 3 MB queue up in front of the 1 Mbit/s link, which takes ~25 s to drain, past
+#    ntm measure's hard deadline (omit + duration + 2 x --timeout), and the run fails.
+# 4. Delay accuracy. ntm proxy --delay D (one way, both directions, so 2 x D is added to the
+#    RTT) for D = 5, 25, 100 ms; ntm latency 127.0.0.1:PROXY -n 200 --format json (64 B).
+#    Error = rtt_us.p50 - 2 x D, nothing else subtracted. The p50 through an unshaped proxy
+#    (same command, same server) is printed alongside for reference.
+# Sections 3 and 4 are never pinned.
+#
+# Runs alternate: every run goes through all paths (or rates, delays) in turn, RUNS runs
+# (env RUNS, default 3), and the figures are medians because the machine may be a noisy VM.
+# The output ends with a summary table, then the ratio lines (the value is the last field of
+# each; the last line is a ratio):
+#   measured/configured rate at 1, 10, 100, 1000 Mbit/s   target within 0.97..1.03
+#   ntm/haproxy unshaped throughput                        target >= 1.3, goal >= 2
+#   ntm/haproxy added p50 latency (last line)              target <= 1.2
+#
+# Usage: [RUNS=N] [DURATION=S] [PIN=0|1] [PIN_CPU=N] bench/proxy.sh      (from any directory)
+set -euo pipefail
+
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-10}"
+PIN="${PIN:-0}"
+PIN_CPU="${PIN_CPU:-0}"
+LAT_SECONDS=3
+SHAPE_SECONDS=5
+DELAY_COUNT=200
+RATES_MBIT=(1 10 100 1000)
+DELAYS_MS=(5 25 100)
+if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 1 )); then
+    echo "RUNS must be an integer >= 1 (got '$RUNS')" >&2
+    exit 2
+fi
+if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || (( DURATION < 1 )); then
+    echo "DURATION must be a whole number of seconds >= 1 (got '$DURATION')" >&2
+    exit 2
+fi
+if [[ "$PIN" != 0 && "$PIN" != 1 ]]; then
+    echo "PIN must be 0 or 1 (got '$PIN')" >&2
+    exit 2
+fi
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+MISSING=()
+command -v iperf3 >/dev/null || MISSING+=(iperf3)
+command -v haproxy >/dev/null || MISSING+=(haproxy)
+command -v socat >/dev/null || MISSING+=(socat)
+command -v taskset >/dev/null || MISSING+=(util-linux)
+if (( ${#MISSING[@]} )); then
+    apt-get update && apt-get install -y "${MISSING[@]}"
+fi
+
+cargo build --release
+NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
+[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+
+LAT_PIN=()
+if [[ "$PIN" == 1 ]]; then
+    LAT_PIN=(taskset -c "$PIN_CPU")
+    PIN_NOTE="PIN=1: every process of the latency section on CPU $PIN_CPU, the same-vCPU regime"
+else
+    PIN_NOTE="PIN=0: nothing pinned, the scheduler picks the regime"
+fi
+
+WORK="$(mktemp -d)"
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+USED_PORTS=" "
+free_port() {
+    local p
+    while :; do
+        p="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+        [[ "$USED_PORTS" == *" $p "* ]] || break
+    done
+    USED_PORTS+="$p "
+    echo "$p"
+}
+
+# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
+wait_listening() {
+    local pid="$1" port="$2" log="$3" i
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "server on port $port exited early; its log:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server on port $port is not listening after 10 s; its log:" >&2
+    cat "$log" >&2
+    exit 1
+}
+
+# start NAME PORT CMD...: starts CMD in the background (log in $WORK/NAME.log), waits until
+# it listens on PORT, and sets LAST_PID.
+start() {
+    local name="$1" port="$2"
+    shift 2
+    "$@" >"$WORK/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    wait_listening "$LAST_PID" "$port" "$WORK/$name.log"
+}
+
+# CPU time (user+system, in clock ticks) used so far by process $1, all threads, plus its
+# children that it has waited for (socat forks one per connection).
+cpu_ticks() {
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
+    local -a f
+    read -ra f <<<"$stat"
+    echo $((f[11] + f[12] + f[13] + f[14])) # fields 14-17: utime, stime, cutime, cstime
+}
+TICKS="$(getconf CLK_TCK)"
+
+# ---- servers and proxies -------------------------------------------------------------------
+IPERF_PORT="$(free_port)"
+start iperf3-server "$IPERF_PORT" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+
+# Throughput proxies, in front of iperf3 -s.
+T_NTM_PORT="$(free_port)"
+start ntm-proxy-iperf "$T_NTM_PORT" "$NTM" proxy --listen "127.0.0.1:$T_NTM_PORT" \
+    --upstream "127.0.0.1:$IPERF_PORT"
+T_NTM_PID="$LAST_PID"
+T_SOCAT_PORT="$(free_port)"
+start socat "$T_SOCAT_PORT" socat "TCP-LISTEN:$T_SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" \
+    "TCP:127.0.0.1:$IPERF_PORT"
+T_SOCAT_PID="$LAST_PID"
+
+# Latency section: its own server and proxies, pinned if PIN=1.
+L_SERVE_PORT="$(free_port)"
+start ntm-serve-latency "$L_SERVE_PORT" "${LAT_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$L_SERVE_PORT"
+L_NTM_PORT="$(free_port)"
+start ntm-proxy-latency "$L_NTM_PORT" "${LAT_PIN[@]}" "$NTM" proxy --listen "127.0.0.1:$L_NTM_PORT" \
+    --upstream "127.0.0.1:$L_SERVE_PORT"
+
+# haproxy: one process, two listen sections (throughput to iperf3, latency to ntm serve).
+# Pinned with the latency section when PIN=1 (throughput then runs through a pinned haproxy,
+# so PIN=1 is for latency figures only).
+T_HAP_PORT="$(free_port)"
+L_HAP_PORT="$(free_port)"
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 1000
+
+defaults
+    mode tcp
+    timeout connect 1m
+    timeout client 1m
+    timeout server 1m
+
+listen throughput
+    bind 127.0.0.1:$T_HAP_PORT
+    server iperf3 127.0.0.1:$IPERF_PORT
+
+listen latency
+    bind 127.0.0.1:$L_HAP_PORT
+    server ntm 127.0.0.1:$L_SERVE_PORT
+EOF
+"${LAT_PIN[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+HAP_PID=$!
+PIDS+=("$HAP_PID")
+wait_listening "$HAP_PID" "$T_HAP_PORT" "$WORK/haproxy.log"
+wait_listening "$HAP_PID" "$L_HAP_PORT" "$WORK/haproxy.log"
+
+# Shaping sections: an unpinned server, one proxy per rate, one per delay, one unshaped.
+S_SERVE_PORT="$(free_port)"
+start ntm-serve-shaping "$S_SERVE_PORT" "$NTM" serve --listen "127.0.0.1:$S_SERVE_PORT"
+declare -A RATE_PORT DELAY_PORT
+for r in "${RATES_MBIT[@]}"; do
+    RATE_PORT[$r]="$(free_port)"
+    start "ntm-proxy-rate-$r" "${RATE_PORT[$r]}" "$NTM" proxy --listen "127.0.0.1:${RATE_PORT[$r]}" \
+        --upstream "127.0.0.1:$S_SERVE_PORT" --rate "${r}Mbit"
+done
+for d in "${DELAYS_MS[@]}"; do
+    DELAY_PORT[$d]="$(free_port)"
+    start "ntm-proxy-delay-$d" "${DELAY_PORT[$d]}" "$NTM" proxy --listen "127.0.0.1:${DELAY_PORT[$d]}" \
+        --upstream "127.0.0.1:$S_SERVE_PORT" --delay "${d}ms"
+done
+S_REF_PORT="$(free_port)"
+start ntm-proxy-ref "$S_REF_PORT" "$NTM" proxy --listen "127.0.0.1:$S_REF_PORT" \
+    --upstream "127.0.0.1:$S_SERVE_PORT"
+
+echo "# ntm proxy vs haproxy vs socat, and ntm proxy shaping accuracy, loopback, $RUNS runs, alternating"
+echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "# $(iperf3 --version | head -1); $(haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3); $(socat -V 2>&1 | grep -m1 'socat version' | cut -d' ' -f1-3)"
+echo "# $("$NTM" --version)"
+echo "# throughput: iperf3 -t $DURATION, 1 stream, end.sum_received, Gbit/s (1e9 bit/s); proxy cpu: user+system s per GB received"
+echo "# latency: ntm latency -t $LAT_SECONDS --size 64, rtt_us.p50 (full RTT, us); $PIN_NOTE"
+echo "# shaping: ntm measure -t $SHAPE_SECONDS -O 1 (first second omitted; -w 32KB below 10 Mbit/s); delay: ntm latency -n $DELAY_COUNT, p50 - 2 x delay"
+echo "# haproxy config: $(grep -v '^$' "$WORK/haproxy.cfg" | sed 's/^ *//' | paste -sd';' | sed 's/;/; /g')"
+
+REC="$WORK/records"
+: >"$REC"
+
+fail() {
+    echo "$1 failed in run $2:" >&2
+    cat "$WORK/out" "$WORK/err" >&2
+    exit 1
+}
+
+# ---- 1. unshaped throughput ----------------------------------------------------------------
+echo
+echo "## 1. unshaped throughput (iperf3, 1 stream, ${DURATION} s)"
+for ((run = 1; run <= RUNS; run++)); do
+    for path in direct ntm haproxy socat; do
+        case "$path" in
+            direct) port="$IPERF_PORT"; pid="" ;;
+            ntm) port="$T_NTM_PORT"; pid="$T_NTM_PID" ;;
+            haproxy) port="$T_HAP_PORT"; pid="$HAP_PID" ;;
+            socat) port="$T_SOCAT_PORT"; pid="$T_SOCAT_PID" ;;
+        esac
+        before=0
+        [[ -n "$pid" ]] && before="$(cpu_ticks "$pid")"
+        iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J >"$WORK/out" 2>"$WORK/err" \
+            || fail "iperf3 through $path" "$run"
+        sleep 0.2 # let socat reap its per-connection children, so their CPU is counted
+        ticks=-1
+        [[ -n "$pid" ]] && ticks=$(($(cpu_ticks "$pid") - before))
+        python3 - "$run" "$path" "$WORK/out" "$ticks" "$TICKS" "$REC" <<'EOF'
+import json, sys
+run, path, out, ticks, hz, rec = sys.argv[1:]
+doc = json.load(open(out))
+if "error" in doc:
+    sys.exit(f"iperf3 through {path}: {doc['error']}")
+rx = doc["end"]["sum_received"]
+gbps = rx["bits_per_second"] / 1e9
+gb = rx["bytes"] / 1e9
+cpu = int(ticks) / int(hz) if int(ticks) >= 0 else None
+with open(rec, "a") as f:
+    f.write(f"tput {path} {run} {gbps:.6f} {cpu / gb if cpu is not None else 'nan'}\n")
+cpu_text = f"proxy cpu {cpu:5.2f} s  {cpu / gb:6.3f} cpu-s/GB" if cpu is not None else ""
+print(f"run {run}  {path:<8} {gbps:7.2f} Gbit/s  {gb:6.2f} GB  {cpu_text}")
+EOF
+    done
+done
+
+# ---- 2. added latency ----------------------------------------------------------------------
+echo
+echo "## 2. added latency (ntm latency -t $LAT_SECONDS --size 64, p50 full RTT; ${PIN_NOTE%%:*})"
+for ((run = 1; run <= RUNS; run++)); do
+    : >"$WORK/lat-run"
+    for path in direct ntm haproxy; do
+        case "$path" in
+            direct) port="$L_SERVE_PORT" ;;
+            ntm) port="$L_NTM_PORT" ;;
+            haproxy) port="$L_HAP_PORT" ;;
+        esac
+        "${LAT_PIN[@]}" "$NTM" latency "127.0.0.1:$port" -t "$LAT_SECONDS" --size 64 --format json \
+            >"$WORK/out" 2>"$WORK/err" || fail "ntm latency via $path" "$run"
+        python3 - "$run" "$path" "$WORK/out" "$WORK/lat-run" "$REC" <<'EOF'
+import json, sys
+run, path, out, runfile, rec = sys.argv[1:]
+doc = json.load(open(out))
+rtt = doc["rtt_us"]
+p50 = rtt["p50"]
+direct = None
+for line in open(runfile):
+    name, value = line.split()
+    if name == "direct":
+        direct = float(value)
+with open(runfile, "a") as f:
+    f.write(f"{path} {p50}\n")
+added = "" if path == "direct" else f"  added {p50 - direct:+8.2f} us"
+with open(rec, "a") as f:
+    f.write(f"lat {path} {run} {p50} {p50 - direct if direct is not None else 0}\n")
+note = "  PARTIAL" if doc.get("partial") else ""
+print(f"run {run}  {path:<8} p50 {p50:8.2f} us  p99 {rtt['p99']:8.2f} us  "
+      f"{doc['transactions_per_second']:8.0f} transactions/s{added}{note}")
+EOF
+    done
+done
+
+# ---- 3. shaping accuracy -------------------------------------------------------------------
+echo
+echo "## 3. rate accuracy (ntm measure -t $SHAPE_SECONDS -O 1 through ntm proxy --rate R)"
+for ((run = 1; run <= RUNS; run++)); do
+    for r in "${RATES_MBIT[@]}"; do
+        window=()
+        (( r < 10 )) && window=(-w 32KB)
+        "$NTM" measure "127.0.0.1:${RATE_PORT[$r]}" -t "$SHAPE_SECONDS" -O 1 "${window[@]}" --format json \
+            >"$WORK/out" 2>"$WORK/err" || fail "ntm measure at $r Mbit/s" "$run"
+        python3 - "$run" "$r" "$WORK/out" "$REC" <<'EOF'
+import json, sys
+run, r, out, rec = sys.argv[1:]
+doc = json.load(open(out))
+end = doc["end"]
+rx = end["sum_received"]
+configured = float(r) * 1e6
+ratio = rx["bits_per_second"] / configured
+notes = []
+if doc.get("partial"):
+    notes.append("PARTIAL")
+for s in end.get("failed_streams") or []:
+    notes.append(f"stream failed: client {s.get('client_error')}, server {s.get('server_error')}")
+with open(rec, "a") as f:
+    f.write(f"rate {r} {run} {ratio}\n")
+print(f"run {run}  {r:>4} Mbit/s  measured {rx['bits_per_second'] / 1e6:9.3f} Mbit/s  "
+      f"ratio {ratio:.4f}  ({rx['bytes']} bytes in {rx['seconds']:.2f} s at the server)"
+      + ("  " + "; ".join(notes) if notes else ""))
+EOF
+    done
+done
+
+# ---- 4. delay accuracy ---------------------------------------------------------------------
+echo
+echo "## 4. delay accuracy (ntm latency -n $DELAY_COUNT through ntm proxy --delay D; 0 = unshaped proxy)"
+for ((run = 1; run <= RUNS; run++)); do
+    for d in 0 "${DELAYS_MS[@]}"; do
+        if [[ "$d" == 0 ]]; then port="$S_REF_PORT"; else port="${DELAY_PORT[$d]}"; fi
+        "$NTM" latency "127.0.0.1:$port" -n "$DELAY_COUNT" --size 64 --format json \
+            >"$WORK/out" 2>"$WORK/err" || fail "ntm latency at delay $d ms" "$run"
+        python3 - "$run" "$d" "$WORK/out" "$REC" <<'EOF'
+import json, sys
+run, d, out, rec = sys.argv[1:]
+doc = json.load(open(out))
+rtt = doc["rtt_us"]
+p50_ms = rtt["p50"] / 1000
+err = p50_ms - 2 * int(d)
+with open(rec, "a") as f:
+    f.write(f"delay {d} {run} {p50_ms} {err}\n")
+note = "  PARTIAL" if doc.get("partial") else ""
+what = "unshaped proxy" if d == "0" else f"delay {int(d):>3} ms"
+print(f"run {run}  {what:<14}  p50 {p50_ms:9.3f} ms  p99 {rtt['p99'] / 1000:9.3f} ms  "
+      f"p50 - {2 * int(d)} ms = {err:+.3f} ms{note}")
+EOF
+    done
+done
+
+# ---- summary and ratios --------------------------------------------------------------------
+echo
+python3 - "$REC" "$PIN_NOTE" <<'EOF'
+import math, statistics, sys
+med = statistics.median
+tput, tcpu, lat, added, rate, delay, delay_err = {}, {}, {}, {}, {}, {}, {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    kind, key = f[0], f[1]
+    if kind == "tput":
+        tput.setdefault(key, []).append(float(f[3]))
+        if f[4] != "nan":
+            tcpu.setdefault(key, []).append(float(f[4]))
+    elif kind == "lat":
+        lat.setdefault(key, []).append(float(f[3]))
+        if key != "direct":
+            added.setdefault(key, []).append(float(f[4]))
+    elif kind == "rate":
+        rate.setdefault(int(key), []).append(float(f[3]))
+    elif kind == "delay":
+        delay.setdefault(int(key), []).append(float(f[3]))
+        delay_err.setdefault(int(key), []).append(float(f[4]))
+
+def rng(v, fmt):
+    return f"(min {fmt.format(min(v))}, max {fmt.format(max(v))})"
+
+print("## summary (medians over runs)")
+print("unshaped throughput, iperf3 1 stream:")
+for path in ("direct", "ntm", "haproxy", "socat"):
+    cpu = f"  proxy {med(tcpu[path]):6.3f} cpu-s/GB" if path in tcpu else ""
+    print(f"  {path:<8} {med(tput[path]):7.2f} Gbit/s {rng(tput[path], '{:.2f}')}{cpu}")
+print(f"added p50 latency, 64 B request/response ({sys.argv[2]}):")
+print(f"  direct   p50 {med(lat['direct']):8.2f} us {rng(lat['direct'], '{:.2f}')}")
+for path in ("ntm", "haproxy"):
+    print(f"  {path:<8} p50 {med(lat[path]):8.2f} us {rng(lat[path], '{:.2f}')}"
+          f"  added {med(added[path]):+8.2f} us {rng(added[path], '{:+.2f}')}")
+print("rate accuracy, measured/configured (target 0.97..1.03):")
+for r in sorted(rate):
+    v = med(rate[r])
+    ok = "ok" if 0.97 <= v <= 1.03 else "MISSED"
+    print(f"  {r:>4} Mbit/s  {v:.4f} {rng(rate[r], '{:.4f}')}  {ok}")
+print("delay accuracy, p50 RTT - 2 x delay (target within +-1 ms):")
+print(f"  unshaped proxy p50 (reference, not subtracted): {med(delay[0]):.3f} ms")
+for d in sorted(k for k in delay if k):
+    v = med(delay_err[d])
+    ok = "ok" if abs(v) <= 1.0 else "MISSED"
+    print(f"  {d:>4} ms one way  p50 {med(delay[d]):9.3f} ms  error {v:+.3f} ms "
+          f"{rng(delay_err[d], '{:+.3f}')}  {ok}")
+
+# Ratio lines last; the value is the last field of each line.
+for r in sorted(rate):
+    print(f"ratio measured/configured rate at {r} Mbit/s (median; target 0.97..1.03): {med(rate[r]):.3f}")
+print(f"ratio ntm/haproxy unshaped throughput (median Gbit/s; target >= 1.3, goal >= 2): "
+      f"{med(tput['ntm']) / med(tput['haproxy']):.2f}")
+h = med(added["haproxy"])
+n = med(added["ntm"])
+value = n / h if h > 0 else math.inf
+print(f"ratio ntm/haproxy added p50 latency (median of per-run via - direct, us; target <= 1.2): {value:.2f}")
+EOF

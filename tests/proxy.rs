@@ -1,0 +1,1764 @@
+//! End-to-end tests of the measuring and shaping proxy (issue 4): byte-exact relaying under
+//! churn, half-closes and resets that propagate, upstream failure without leaked descriptors,
+//! backpressure toward a stalled client, shaping accuracy, flights, and the command line (bad
+//! input, NDJSON, recordings, the plot and the metrics endpoint).
+//!
+//! Library tests run `ntm::proxy::run` on port 0; command-line tests run the `ntm` binary with
+//! `--listen 127.0.0.1:0` and read the bound address from its start line. Real time, not
+//! `tokio::time::pause()`: bytes cross real sockets, and only the shaping tests measure time, with
+//! tolerances that hold on a busy 2-core machine. Random choices come from one seed, printed, and
+//! taken from `NTM_TEST_SEED` when set, so a failure can be replayed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{within, PROMPT};
+use ntm::proxy::flights::Dir;
+use ntm::proxy::link::LinkSpec;
+use ntm::proxy::{ConnectionReport, Counters, ProxyConfig, ProxyEvent, ProxySummary};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------------------------------------
+// A library proxy on port 0
+// ---------------------------------------------------------------------------------------------
+
+/// `ntm::proxy::run` on 127.0.0.1:0 in this test's runtime, with its events and counters.
+struct TestProxy {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    handle: JoinHandle<ProxySummary>,
+    events: mpsc::UnboundedReceiver<ProxyEvent>,
+    counters: Arc<Counters>,
+    /// Open events seen so far (by [`TestProxy::closes`]).
+    opens: Vec<(u64, SocketAddr, SocketAddr)>,
+}
+
+impl TestProxy {
+    async fn start(config: ProxyConfig) -> TestProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let (tx, events) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let handle = tokio::spawn(ntm::proxy::run(
+            listener,
+            config,
+            shutdown.clone(),
+            tx,
+            counters.clone(),
+        ));
+        TestProxy {
+            addr,
+            shutdown,
+            handle,
+            events,
+            counters,
+            opens: Vec::new(),
+        }
+    }
+
+    /// An unshaped proxy to `upstream`.
+    async fn to(upstream: SocketAddr) -> TestProxy {
+        TestProxy::shaped(upstream, LinkSpec::default(), LinkSpec::default()).await
+    }
+
+    async fn shaped(upstream: SocketAddr, up: LinkSpec, down: LinkSpec) -> TestProxy {
+        TestProxy::start(ProxyConfig {
+            upstream: vec![upstream],
+            up,
+            down,
+            connect_timeout: Duration::from_secs(2),
+            ..ProxyConfig::default()
+        })
+        .await
+    }
+
+    /// The next `n` close reports (open events are kept in `opens`), failing after `limit`.
+    async fn closes(&mut self, n: usize, limit: Duration) -> Vec<ConnectionReport> {
+        let mut reports = Vec::with_capacity(n);
+        let collect = async {
+            while reports.len() < n {
+                match self.events.recv().await {
+                    Some(ProxyEvent::Open {
+                        id,
+                        client,
+                        upstream,
+                    }) => self.opens.push((id, client, upstream)),
+                    Some(ProxyEvent::Close(r)) => reports.push(*r),
+                    None => panic!("the proxy's event channel closed"),
+                }
+            }
+        };
+        if tokio::time::timeout(limit, collect).await.is_err() {
+            panic!(
+                "only {} of {n} close events within {limit:?}",
+                reports.len()
+            );
+        }
+        reports
+    }
+
+    /// The one close report of a test that made one connection.
+    async fn only_close(&mut self) -> ConnectionReport {
+        self.closes(1, PROMPT).await.remove(0)
+    }
+
+    /// Stops the proxy and returns its summary, failing if it takes longer than [`PROMPT`].
+    async fn stop(&mut self) -> ProxySummary {
+        self.shutdown.cancel();
+        within(PROMPT, "proxy shutdown", &mut self.handle)
+            .await
+            .expect("the proxy task panicked")
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte helpers
+// ---------------------------------------------------------------------------------------------
+
+type Sha = [u8; 32];
+
+fn sha(bytes: &[u8]) -> Sha {
+    Sha256::digest(bytes).into()
+}
+
+/// The seed of this run: `NTM_TEST_SEED` or a fresh one, printed so a failure can be replayed.
+fn seed(test: &str) -> u64 {
+    let seed = std::env::var("NTM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("{test}: NTM_TEST_SEED={seed}");
+    seed
+}
+
+/// Random bytes that payloads are cut from (cheaper than drawing every byte afresh).
+fn random_pool(seed: u64, len: usize) -> Arc<Vec<u8>> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut pool = vec![0u8; len];
+    rng.fill(&mut pool);
+    Arc::new(pool)
+}
+
+/// A payload of `len` bytes cut from `pool` at random places.
+fn payload(rng: &mut fastrand::Rng, pool: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let n = rng.usize(1..=(len - out.len()).min(64 * 1024));
+        let at = rng.usize(..=pool.len() - n);
+        out.extend_from_slice(&pool[at..at + n]);
+    }
+    out
+}
+
+/// A size for one direction: some empty, some tiny, the rest uniform up to `max`.
+fn random_len(rng: &mut fastrand::Rng, max: usize) -> usize {
+    match rng.u8(..100) {
+        0..=9 => 0,
+        10..=14 => rng.usize(1..100),
+        _ => rng.usize(..=max),
+    }
+}
+
+/// Writes `data` in random-sized pieces; returns how many bytes the kernel took and the error,
+/// if any. Counting per `write` (not `write_all`) keeps the count exact when the peer resets.
+async fn write_pieces(
+    w: &mut OwnedWriteHalf,
+    data: &[u8],
+    rng: &mut fastrand::Rng,
+) -> (u64, Option<std::io::Error>) {
+    let mut at = 0;
+    while at < data.len() {
+        let n = rng.usize(1..=(data.len() - at).min(128 * 1024));
+        match w.write(&data[at..at + n]).await {
+            Ok(0) => return (at as u64, Some(ErrorKind::WriteZero.into())),
+            Ok(k) => at += k,
+            Err(e) => return (at as u64, Some(e)),
+        }
+    }
+    (at as u64, None)
+}
+
+/// What a reader saw: bytes, their hash, and how the stream ended.
+#[derive(Debug, Clone)]
+struct ReadSeen {
+    bytes: u64,
+    sha: Sha,
+    /// `None`: a clean EOF (or the reader stopped by choice).
+    error: Option<ErrorKind>,
+}
+
+/// Reads until EOF, an error, or (if `stop_after` is set) at least that many bytes.
+async fn read_hashing(r: &mut (impl AsyncRead + Unpin), stop_after: Option<u64>) -> ReadSeen {
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let error = loop {
+        if stop_after.is_some_and(|k| bytes >= k) {
+            break None;
+        }
+        match r.read(&mut buf).await {
+            Ok(0) => break None,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                bytes += n as u64;
+            }
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    ReadSeen {
+        bytes,
+        sha: hasher.finalize().into(),
+        error,
+    }
+}
+
+/// Makes dropping `s` send a reset instead of a FIN.
+fn arm_reset(s: &TcpStream) {
+    socket2::SockRef::from(s)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER 0");
+}
+
+fn is_reset(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams
+// ---------------------------------------------------------------------------------------------
+
+/// A connection id whose top bit asks the hashing upstream to die mid-transfer.
+const DIE: u64 = 1 << 63;
+/// Bytes a dying upstream sends before it resets.
+const DIE_AFTER: usize = 64 * 1024;
+
+/// What the hashing upstream saw on one connection.
+#[derive(Debug)]
+struct UpstreamSeen {
+    /// The first 8 bytes the client sent (its id), if they arrived.
+    id: Option<u64>,
+    /// Everything received, the id included.
+    read: ReadSeen,
+    sent: u64,
+    sent_sha: Sha,
+    write_failed: bool,
+}
+
+/// An upstream that, per connection, reads the client's 8-byte id, then at once reads (hashing)
+/// everything the client sends and sends (hashing) a random payload of its own, each direction
+/// on its own; it half-closes when done sending and keeps reading. An id with [`DIE`] set makes
+/// it send [`DIE_AFTER`] bytes and reset.
+struct HashingUpstream {
+    addr: SocketAddr,
+    seen: mpsc::UnboundedReceiver<UpstreamSeen>,
+    stop: CancellationToken,
+}
+
+impl HashingUpstream {
+    async fn start(pool: Arc<Vec<u8>>, max_send: usize, seed: u64) -> HashingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, seen) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = token.cancelled() => return,
+                    a = listener.accept() => a.expect("upstream accept").0,
+                };
+                let (pool, tx) = (pool.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let seen = hashing_connection(stream, &pool, max_send, seed).await;
+                    let _ = tx.send(seen);
+                });
+            }
+        });
+        HashingUpstream { addr, seen, stop }
+    }
+
+    /// The next `n` connections' reports, by id (reports without an id are returned apart).
+    async fn seen(&mut self, n: usize, limit: Duration) -> (HashMap<u64, UpstreamSeen>, usize) {
+        let mut by_id = HashMap::new();
+        let mut without_id = 0;
+        within(limit, "upstream reports", async {
+            for _ in 0..n {
+                let s = self.seen.recv().await.expect("upstream report");
+                match s.id {
+                    Some(id) => assert!(by_id.insert(id, s).is_none(), "id {id} seen twice"),
+                    None => without_id += 1,
+                }
+            }
+        })
+        .await;
+        (by_id, without_id)
+    }
+}
+
+impl Drop for HashingUpstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn hashing_connection(
+    stream: TcpStream,
+    pool: &[u8],
+    max_send: usize,
+    seed: u64,
+) -> UpstreamSeen {
+    let _ = stream.set_nodelay(true);
+    let mut id_bytes = [0u8; 8];
+    let (mut rd, mut wr) = stream.into_split();
+    if let Err(e) = rd.read_exact(&mut id_bytes).await {
+        return UpstreamSeen {
+            id: None,
+            read: ReadSeen {
+                bytes: 0,
+                sha: sha(b""),
+                error: Some(e.kind()),
+            },
+            sent: 0,
+            sent_sha: sha(b""),
+            write_failed: false,
+        };
+    }
+    let id = u64::from_be_bytes(id_bytes);
+    let mut rng = fastrand::Rng::with_seed(seed ^ id.rotate_left(17) ^ 0x5eed);
+    if id & DIE != 0 {
+        let data = payload(&mut rng, pool, DIE_AFTER);
+        let (sent, err) = write_pieces(&mut wr, &data, &mut rng).await;
+        let stream = rd.reunite(wr).expect("halves of one stream");
+        arm_reset(&stream);
+        drop(stream);
+        return UpstreamSeen {
+            id: Some(id),
+            read: ReadSeen {
+                bytes: 8,
+                sha: sha(&id_bytes),
+                error: None,
+            },
+            sent,
+            sent_sha: sha(&data[..sent as usize]),
+            write_failed: err.is_some(),
+        };
+    }
+    let len = random_len(&mut rng, max_send);
+    let data = payload(&mut rng, pool, len);
+    // The reader's hash covers everything the client sent, the id included.
+    let mut chained = (&id_bytes[..]).chain(&mut rd);
+    let reader = read_hashing(&mut chained, None);
+    let writer = async {
+        let (sent, err) = write_pieces(&mut wr, &data, &mut rng).await;
+        if err.is_none() {
+            let _ = wr.shutdown().await;
+        }
+        (sent, err.is_some())
+    };
+    let (read, (sent, write_failed)) = tokio::join!(reader, writer);
+    UpstreamSeen {
+        id: Some(id),
+        read,
+        sent,
+        sent_sha: sha(&data[..sent as usize]),
+        write_failed,
+    }
+}
+
+/// An upstream that echoes every byte back until EOF, then closes.
+async fn start_echo() -> (SocketAddr, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut s = tokio::select! {
+                _ = token.cancelled() => return,
+                a = listener.accept() => a.unwrap().0,
+            };
+            tokio::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    (addr, stop)
+}
+
+/// An upstream that reads until EOF, then sends `reply` bytes and closes.
+async fn start_sink_then_reply(reply: usize) -> (SocketAddr, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut s = tokio::select! {
+                _ = token.cancelled() => return,
+                a = listener.accept() => a.unwrap().0,
+            };
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                if s.read_to_end(&mut sink).await.is_ok() {
+                    let _ = s.write_all(&vec![0x5au8; reply]).await;
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    (addr, stop)
+}
+
+/// Accepts one connection on a fresh listener; returns the address and the accepted stream.
+async fn one_shot_upstream() -> (SocketAddr, JoinHandle<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+    (addr, handle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Churn clients
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Writes and reads at once; half-closes when its upload is done.
+    Concurrent,
+    /// Writes everything, half-closes, only then reads: the download flows after the FIN.
+    UploadThenRead,
+    /// Writes part of its upload, reads a little, then resets (SO_LINGER 0).
+    Reset,
+}
+
+#[derive(Debug, Clone)]
+struct ClientPlan {
+    id: u64,
+    upload: Vec<u8>,
+    mode: Mode,
+    /// Reset mode: bytes to write before resetting.
+    reset_after_write: usize,
+    /// Reset mode: bytes to read (at least one, or the EOF) before resetting.
+    reset_after_read: u64,
+}
+
+impl ClientPlan {
+    fn random(id: u64, rng: &mut fastrand::Rng, pool: &[u8], max: usize) -> ClientPlan {
+        // Every upload starts with the id, so the upstream's report can be matched.
+        let len = 8 + random_len(rng, max.saturating_sub(8));
+        let mut upload = id.to_be_bytes().to_vec();
+        upload.extend(payload(rng, pool, len - 8));
+        let mode = match rng.u8(..100) {
+            0..=4 => Mode::Reset,
+            5..=34 => Mode::UploadThenRead,
+            _ => Mode::Concurrent,
+        };
+        ClientPlan {
+            id,
+            mode,
+            reset_after_write: rng.usize(8..=upload.len()),
+            reset_after_read: rng.u64(1..=64 * 1024),
+            upload,
+        }
+    }
+}
+
+/// What one client did and saw.
+#[derive(Debug)]
+struct ClientSeen {
+    id: u64,
+    local: SocketAddr,
+    written: u64,
+    write_error: Option<ErrorKind>,
+    read: ReadSeen,
+}
+
+/// Runs one client through the proxy. With `pause`, a concurrent client stops after half its
+/// upload until `pause` is cancelled (and says so on `paused`).
+async fn run_client(
+    proxy: SocketAddr,
+    plan: &ClientPlan,
+    seed: u64,
+    pause: Option<(&CancellationToken, &mpsc::UnboundedSender<u64>)>,
+) -> ClientSeen {
+    // A source address of its own (all of 127/8 is loopback): the proxy's report names the
+    // client by address, and a port freed by a reset may be taken again by a later client.
+    let socket = TcpSocket::new_v4().unwrap();
+    let [_, _, hi, lo] = (plan.id as u32 & 0xffff).to_be_bytes();
+    socket
+        .bind(SocketAddr::from(([127, 1, hi, lo], 0)))
+        .expect("bind a loopback source address");
+    let stream = socket.connect(proxy).await.expect("connect to the proxy");
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed ^ plan.id);
+    let (mut rd, mut wr) = stream.into_split();
+    let (written, write_error, read) = match plan.mode {
+        Mode::Concurrent => {
+            let writer = async {
+                let mut written = 0;
+                let mut data = &plan.upload[..];
+                if let Some((token, paused)) = pause {
+                    let half = data.len() / 2;
+                    let (n, e) = write_pieces(&mut wr, &data[..half], &mut rng).await;
+                    if e.is_some() {
+                        return (n, e.map(|e| e.kind()));
+                    }
+                    written = n;
+                    data = &data[half..];
+                    let _ = paused.send(plan.id);
+                    token.cancelled().await;
+                }
+                let (n, e) = write_pieces(&mut wr, data, &mut rng).await;
+                if e.is_none() {
+                    wr.shutdown().await.expect("half-close");
+                }
+                (written + n, e.map(|e| e.kind()))
+            };
+            let ((written, e), read) = tokio::join!(writer, read_hashing(&mut rd, None));
+            (written, e, read)
+        }
+        Mode::UploadThenRead => {
+            let (written, e) = write_pieces(&mut wr, &plan.upload, &mut rng).await;
+            if e.is_none() {
+                wr.shutdown().await.expect("half-close");
+            }
+            let read = read_hashing(&mut rd, None).await;
+            (written, e.map(|e| e.kind()), read)
+        }
+        Mode::Reset => {
+            let part = &plan.upload[..plan.reset_after_write];
+            let (written, e) = write_pieces(&mut wr, part, &mut rng).await;
+            let read = read_hashing(&mut rd, Some(plan.reset_after_read)).await;
+            let stream = rd.reunite(wr).expect("halves of one stream");
+            arm_reset(&stream);
+            drop(stream);
+            (written, e.map(|e| e.kind()), read)
+        }
+    };
+    ClientSeen {
+        id: plan.id,
+        local,
+        written,
+        write_error,
+        read,
+    }
+}
+
+/// Checks one connection end to end: client, proxy report and upstream agree.
+fn check_connection(
+    plan: &ClientPlan,
+    client: &ClientSeen,
+    up: &UpstreamSeen,
+    r: &ConnectionReport,
+) {
+    let id = plan.id;
+    // The report's timeline can be long: the first 600 characters say enough.
+    let ctx: String = format!("connection {id} ({:?}), report {r:?}", plan.mode)
+        .chars()
+        .take(600)
+        .collect();
+    let ctx = &ctx;
+    if plan.mode == Mode::Reset {
+        // Nothing is invented and nothing counted that was not sent: receiver <= proxy <= sender.
+        assert!(
+            up.read.bytes <= r.bytes_up && r.bytes_up <= client.written,
+            "{ctx}: upstream read {} <= proxy up {} <= client wrote {}",
+            up.read.bytes,
+            r.bytes_up,
+            client.written
+        );
+        assert!(
+            client.read.bytes <= r.bytes_down && r.bytes_down <= up.sent,
+            "{ctx}: client read {} <= proxy down {} <= upstream sent {}",
+            client.read.bytes,
+            r.bytes_down,
+            up.sent
+        );
+        assert!(
+            r.end == "reset by client" || r.end == "client went away",
+            "{ctx}: end {:?}",
+            r.end
+        );
+        return;
+    }
+    assert_eq!(client.write_error, None, "{ctx}: client write failed");
+    assert_eq!(client.read.error, None, "{ctx}: client read failed");
+    assert_eq!(up.read.error, None, "{ctx}: upstream read failed");
+    assert!(!up.write_failed, "{ctx}: upstream write failed");
+    let sent = plan.upload.len() as u64;
+    assert_eq!(client.written, sent, "{ctx}: client wrote");
+    assert_eq!(r.bytes_up, sent, "{ctx}: proxy counted up");
+    assert_eq!(up.read.bytes, sent, "{ctx}: upstream received");
+    assert_eq!(up.read.sha, sha(&plan.upload), "{ctx}: upload SHA-256");
+    assert_eq!(r.bytes_down, up.sent, "{ctx}: proxy counted down");
+    assert_eq!(client.read.bytes, up.sent, "{ctx}: client received");
+    assert_eq!(client.read.sha, up.sent_sha, "{ctx}: download SHA-256");
+    assert_eq!(r.end, "closed", "{ctx}");
+    assert_eq!(
+        r.timeline.up.iter().sum::<u64>(),
+        r.bytes_up,
+        "{ctx}: up timeline"
+    );
+    assert_eq!(
+        r.timeline.down.iter().sum::<u64>(),
+        r.bytes_down,
+        "{ctx}: down timeline"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Byte-exact under churn
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_exact_under_churn_with_half_closes_and_resets() {
+    const CONNECTIONS: u64 = 1000;
+    const AT_ONCE: usize = 32;
+    // Up to 1 MiB each way; a quarter of that in a debug build, where SHA-256 runs unoptimised
+    // (1 MiB takes about 25 s there, 256 KiB about 5 s).
+    let max = if cfg!(debug_assertions) {
+        256 * 1024
+    } else {
+        1 << 20
+    };
+    let seed = seed("byte_exact_under_churn");
+    let pool = random_pool(seed, 4 << 20);
+    let mut upstream = HashingUpstream::start(pool.clone(), max, seed).await;
+    let mut proxy = TestProxy::to(upstream.addr).await;
+
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let plans: Vec<Arc<ClientPlan>> = (1..=CONNECTIONS)
+        .map(|id| Arc::new(ClientPlan::random(id, &mut rng, &pool, max)))
+        .collect();
+    let slots = Arc::new(Semaphore::new(AT_ONCE));
+    let mut clients = JoinSet::new();
+    for plan in &plans {
+        let (plan, slots, addr) = (plan.clone(), slots.clone(), proxy.addr);
+        clients.spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
+            within(Duration::from_secs(30), "one churn client", async {
+                run_client(addr, &plan, seed, None).await
+            })
+            .await
+        });
+    }
+    let mut seen = HashMap::new();
+    within(Duration::from_secs(120), "1000 churn connections", async {
+        while let Some(c) = clients.join_next().await {
+            let c = c.expect("client task panicked");
+            seen.insert(c.id, c);
+        }
+    })
+    .await;
+    let reports = proxy.closes(CONNECTIONS as usize, PROMPT * 2).await;
+    let (ups, without_id) = upstream.seen(CONNECTIONS as usize, PROMPT * 2).await;
+    assert_eq!(
+        without_id, 0,
+        "every upstream connection read its client's id"
+    );
+
+    let mut by_client: HashMap<SocketAddr, &ConnectionReport> = HashMap::new();
+    for r in &reports {
+        assert!(
+            by_client.insert(r.client, r).is_none(),
+            "two reports for client {}",
+            r.client
+        );
+    }
+    assert_eq!(
+        proxy.opens.len(),
+        CONNECTIONS as usize,
+        "one open event each"
+    );
+    let mut resets = 0;
+    for plan in &plans {
+        let client = &seen[&plan.id];
+        let r = by_client
+            .get(&client.local)
+            .unwrap_or_else(|| panic!("no close report for connection {}", plan.id));
+        let up = ups
+            .get(&plan.id)
+            .unwrap_or_else(|| panic!("the upstream never saw connection {}", plan.id));
+        check_connection(plan, client, up, r);
+        resets += usize::from(plan.mode == Mode::Reset);
+    }
+    assert!(resets > 10, "the plan has resets ({resets})");
+
+    let summary = proxy.stop().await;
+    let up: u64 = reports.iter().map(|r| r.bytes_up).sum();
+    let down: u64 = reports.iter().map(|r| r.bytes_down).sum();
+    assert_eq!(summary.connections, CONNECTIONS);
+    assert_eq!(
+        (summary.bytes_up, summary.bytes_down),
+        (up, down),
+        "summary totals"
+    );
+    let c = &proxy.counters;
+    assert_eq!(c.bytes_up.load(Ordering::Relaxed), up, "counters up");
+    assert_eq!(c.bytes_down.load(Ordering::Relaxed), down, "counters down");
+    assert_eq!(c.open.load(Ordering::Relaxed), 0, "open gauge back to 0");
+    assert_eq!(
+        summary.timeline.up.iter().sum::<u64>(),
+        up,
+        "total timeline up"
+    );
+    assert_eq!(
+        summary.timeline.down.iter().sum::<u64>(),
+        down,
+        "total timeline down"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Half-close
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn client_half_close_reaches_upstream_which_can_still_send() {
+    let (addr, accepted) = one_shot_upstream().await;
+    let mut proxy = TestProxy::to(addr).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    let request = vec![7u8; 1000];
+    client.write_all(&request).await.unwrap();
+    client.shutdown().await.unwrap();
+
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    let mut got = Vec::new();
+    within(
+        PROMPT,
+        "upstream sees the client's FIN",
+        upstream.read_to_end(&mut got),
+    )
+    .await
+    .expect("a clean EOF, not an error");
+    assert_eq!(got, request);
+    // After the FIN the other direction still carries a whole response.
+    let response = random_pool(2, 1 << 20);
+    within(PROMPT, "response after FIN", upstream.write_all(&response))
+        .await
+        .unwrap();
+    upstream.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(
+        PROMPT,
+        "client reads the response",
+        client.read_to_end(&mut back),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sha(&back), sha(&response), "the response arrived whole");
+    let r = proxy.only_close().await;
+    assert_eq!((r.bytes_up, r.bytes_down), (1000, 1 << 20));
+    assert_eq!(r.end, "closed");
+}
+
+#[tokio::test]
+async fn upstream_half_close_reaches_client_which_can_still_send() {
+    let (addr, accepted) = one_shot_upstream().await;
+    let mut proxy = TestProxy::to(addr).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client.write_all(b"hello").await.unwrap();
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    let mut hello = [0u8; 5];
+    upstream.read_exact(&mut hello).await.unwrap();
+    upstream.write_all(&[1u8; 100_000]).await.unwrap();
+    upstream.shutdown().await.unwrap();
+
+    let mut got = Vec::new();
+    within(
+        PROMPT,
+        "client sees the upstream's FIN",
+        client.read_to_end(&mut got),
+    )
+    .await
+    .expect("a clean EOF");
+    assert_eq!(got.len(), 100_000);
+    let upload = random_pool(3, 500_000);
+    let send = async {
+        client.write_all(&upload).await.unwrap();
+        client.shutdown().await.unwrap();
+    };
+    let mut rest = Vec::new();
+    let (_, read) = within(PROMPT, "upload after the upstream's FIN", async {
+        tokio::join!(send, upstream.read_to_end(&mut rest))
+    })
+    .await;
+    read.expect("a clean EOF at the upstream");
+    assert_eq!(sha(&rest), sha(&upload));
+    let r = proxy.only_close().await;
+    assert_eq!((r.bytes_up, r.bytes_down), (5 + 500_000, 100_000));
+    assert_eq!(r.end, "closed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Resets
+// ---------------------------------------------------------------------------------------------
+
+/// Reads until something other than data: `Ok(())` for a clean EOF, the error otherwise.
+async fn read_until_end(s: &mut TcpStream) -> Result<u64, ErrorKind> {
+    let seen = read_hashing(s, None).await;
+    match seen.error {
+        None => Ok(seen.bytes),
+        Some(kind) => Err(kind),
+    }
+}
+
+#[tokio::test]
+async fn client_reset_reaches_upstream_as_a_reset() {
+    let (addr, accepted) = one_shot_upstream().await;
+    let mut proxy = TestProxy::to(addr).await;
+    let client = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    let mut client = client;
+    client.write_all(&[9u8; 1000]).await.unwrap();
+    let mut got = [0u8; 1000];
+    within(PROMPT, "data first", upstream.read_exact(&mut got))
+        .await
+        .unwrap();
+    arm_reset(&client);
+    drop(client);
+    let end = within(
+        PROMPT,
+        "upstream learns of the reset",
+        read_until_end(&mut upstream),
+    )
+    .await;
+    match end {
+        Err(kind) => assert!(is_reset(kind), "expected a reset, got {kind:?}"),
+        Ok(n) => panic!("the upstream saw a clean EOF (after {n} more bytes), not a reset"),
+    }
+    let r = proxy.only_close().await;
+    assert_eq!(r.end, "reset by client");
+    assert_eq!(r.bytes_up, 1000);
+}
+
+#[tokio::test]
+async fn upstream_reset_reaches_client_as_a_reset() {
+    let (addr, accepted) = one_shot_upstream().await;
+    let mut proxy = TestProxy::to(addr).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client.write_all(b"x").await.unwrap();
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    upstream.write_all(&[3u8; 1000]).await.unwrap();
+    let mut got = [0u8; 1000];
+    within(PROMPT, "data first", client.read_exact(&mut got))
+        .await
+        .unwrap();
+    arm_reset(&upstream);
+    drop(upstream);
+    let end = within(
+        PROMPT,
+        "client learns of the reset",
+        read_until_end(&mut client),
+    )
+    .await;
+    match end {
+        Err(kind) => assert!(is_reset(kind), "expected a reset, got {kind:?}"),
+        Ok(n) => panic!("the client saw a clean EOF (after {n} more bytes), not a reset"),
+    }
+    let r = proxy.only_close().await;
+    assert_eq!(r.end, "reset by upstream");
+    assert_eq!((r.bytes_up, r.bytes_down), (1, 1000));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Upstream failure
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn refused_upstream_closes_the_client_promptly() {
+    let port = common::closed_port();
+    let mut proxy = TestProxy::to(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let started = Instant::now();
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    let _ = client.write_all(b"anyone there?").await;
+    // A close or a reset, either way promptly and with no data.
+    let end = within(PROMPT, "client closed", read_until_end(&mut client)).await;
+    if let Ok(n) = end {
+        assert_eq!(n, 0, "no data from a refused upstream");
+    }
+    let r = proxy.only_close().await;
+    assert!(
+        r.end.starts_with("upstream failed"),
+        "end should say the upstream failed: {:?}",
+        r.end
+    );
+    assert!(
+        r.end.contains(&port.to_string()),
+        "end names the address: {:?}",
+        r.end
+    );
+    assert!(r.upstream.is_none());
+    assert!(started.elapsed() < PROMPT);
+    assert!(proxy.opens.is_empty(), "no open event without an upstream");
+    assert_eq!(proxy.counters.upstream_failures.load(Ordering::Relaxed), 1);
+    assert_eq!(proxy.counters.open.load(Ordering::Relaxed), 0);
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+fn fd_listing() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Counting this process's descriptors needs the process to itself, so the test reruns itself
+/// alone in a child process (the environment variable marks the child).
+#[test]
+fn upstream_dies_mid_transfer_others_carry_on_and_fds_return() {
+    const ALONE: &str = "NTM_PROXY_TEST_ALONE";
+    const NAME: &str = "upstream_dies_mid_transfer_others_carry_on_and_fds_return";
+    if std::env::var_os(ALONE).is_none() {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(ALONE, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rerun the test binary");
+        let out = common::output_within(common::ChildGuard(child), Duration::from_secs(60));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "the test failed alone:\n{text}");
+        assert!(
+            text.contains("1 passed"),
+            "the child did not run the test:\n{text}"
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(upstream_dies_body());
+}
+
+async fn upstream_dies_body() {
+    const OTHERS: u64 = 8;
+    let seed = seed("upstream_dies_mid_transfer");
+    let pool = random_pool(seed, 2 << 20);
+    let mut upstream = HashingUpstream::start(pool.clone(), 512 * 1024, seed).await;
+    let mut proxy = TestProxy::to(upstream.addr).await;
+    let fds_before = open_fds();
+
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let plans: Vec<ClientPlan> = (1..=OTHERS)
+        .map(|id| {
+            let mut p = ClientPlan::random(id, &mut rng, &pool, 0);
+            p.upload.extend(payload(&mut rng, &pool, 512 * 1024));
+            p.mode = Mode::Concurrent;
+            p
+        })
+        .collect();
+    let resume = CancellationToken::new();
+    let (paused_tx, mut paused) = mpsc::unbounded_channel();
+    let mut others = JoinSet::new();
+    for plan in plans.clone() {
+        let (resume, paused_tx, addr) = (resume.clone(), paused_tx.clone(), proxy.addr);
+        others
+            .spawn(async move { run_client(addr, &plan, seed, Some((&resume, &paused_tx))).await });
+    }
+    // Every other connection is half-way through its upload when the victim's upstream dies.
+    within(PROMPT, "others half-way", async {
+        for _ in 0..OTHERS {
+            paused.recv().await.unwrap();
+        }
+    })
+    .await;
+    let victim_id = DIE | 99;
+    let mut victim = TcpStream::connect(proxy.addr).await.unwrap();
+    let victim_local = victim.local_addr().unwrap();
+    victim.write_all(&victim_id.to_be_bytes()).await.unwrap();
+    let victim_seen = within(
+        PROMPT,
+        "the victim sees its upstream die",
+        read_hashing(&mut victim, None),
+    )
+    .await;
+    assert!(
+        victim_seen.bytes <= DIE_AFTER as u64,
+        "{victim_seen:?}: more than the upstream sent"
+    );
+    drop(victim);
+    resume.cancel();
+
+    let mut seen = HashMap::new();
+    within(Duration::from_secs(20), "the others finish", async {
+        while let Some(c) = others.join_next().await {
+            let c = c.unwrap();
+            seen.insert(c.id, c);
+        }
+    })
+    .await;
+    let reports = proxy.closes(OTHERS as usize + 1, PROMPT).await;
+    let (ups, without_id) = upstream.seen(OTHERS as usize + 1, PROMPT).await;
+    assert_eq!(without_id, 0);
+    let by_client: HashMap<_, _> = reports.iter().map(|r| (r.client, r)).collect();
+    let victim_report = by_client[&victim_local];
+    assert_eq!(victim_report.end, "reset by upstream", "{victim_report:?}");
+    assert_eq!(victim_report.bytes_up, 8);
+    assert!(victim_report.bytes_down <= ups[&victim_id].sent);
+    assert!(victim_seen.bytes <= victim_report.bytes_down);
+    if let Some(kind) = victim_seen.error {
+        assert!(
+            is_reset(kind),
+            "the victim's connection ended with {kind:?}"
+        );
+    }
+    for plan in &plans {
+        let c = &seen[&plan.id];
+        check_connection(plan, c, &ups[&plan.id], by_client[&c.local]);
+    }
+    drop(seen);
+
+    // Every connection is closed: the proxy's descriptors come back to where they were.
+    let settled = Instant::now();
+    loop {
+        let now = open_fds();
+        if now <= fds_before {
+            break;
+        }
+        if settled.elapsed() > PROMPT {
+            panic!(
+                "{now} descriptors open, {fds_before} before the connections:\n{}",
+                fd_listing().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(proxy.counters.open.load(Ordering::Relaxed), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Stalled client: backpressure, not buffering
+// ---------------------------------------------------------------------------------------------
+
+fn sysctl_max(path: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8 << 20)
+}
+
+async fn stalled_client_gets_backpressure(up: LinkSpec, down: LinkSpec) {
+    const TOTAL: u64 = 200 << 20;
+    const SMALL_BUFFER: usize = 64 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = listener.local_addr().unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    let upstream_sndbuf = Arc::new(AtomicUsize::new(0));
+    let (w, sb) = (written.clone(), upstream_sndbuf.clone());
+    let sender = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&s);
+        sock.set_send_buffer_size(SMALL_BUFFER).unwrap();
+        sb.store(sock.send_buffer_size().unwrap(), Ordering::Relaxed);
+        let mut go = [0u8; 2];
+        s.read_exact(&mut go).await.unwrap();
+        let block = vec![0xabu8; 256 * 1024];
+        while w.load(Ordering::Relaxed) < TOTAL {
+            match s.write(&block).await {
+                Ok(n) => w.fetch_add(n as u64, Ordering::Relaxed),
+                Err(_) => return,
+            };
+        }
+    });
+    let mut proxy = TestProxy::shaped(upstream_addr, up, down).await;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(SMALL_BUFFER as u32).unwrap();
+    let client_rcvbuf = socket.recv_buffer_size().unwrap() as u64;
+    let mut client = socket.connect(proxy.addr).await.unwrap();
+    client.write_all(b"GO").await.unwrap();
+
+    // Wait until the upstream's writes stop making progress.
+    let stalled = within(
+        Duration::from_secs(30),
+        "the upstream's writes block",
+        async {
+            let (mut last, mut since) = (0, Instant::now());
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let now = written.load(Ordering::Relaxed);
+                if now != last || now == 0 {
+                    (last, since) = (now, Instant::now());
+                } else if since.elapsed() > Duration::from_millis(500) {
+                    return now;
+                }
+            }
+        },
+    )
+    .await;
+    // What may legitimately sit between the two ends: the proxy's own buffer, the test's two
+    // small socket buffers and the proxy's two autotuned ones. The proxy's share is a fixed
+    // number, not one taken from the library, so a library that lets its queue grow fails here:
+    // one 256 KiB relay buffer unshaped; at 1 Gbit/s and 5 ms, a queue of twice the
+    // bandwidth-delay product (1.25 MB) and a chunk. 8 MiB covers either with room to spare.
+    const PROXY_HELD: u64 = 8 << 20;
+    let sockets = client_rcvbuf
+        + upstream_sndbuf.load(Ordering::Relaxed) as u64
+        + sysctl_max("/proc/sys/net/ipv4/tcp_rmem")
+        + sysctl_max("/proc/sys/net/ipv4/tcp_wmem");
+    let bound = PROXY_HELD + sockets;
+    eprintln!("stalled after {stalled} bytes; bound {bound}");
+    assert!(
+        stalled < TOTAL,
+        "the upstream never blocked: the proxy buffers everything"
+    );
+    assert!(
+        stalled < bound,
+        "the upstream wrote {stalled} bytes to a client that read none: the proxy buffers \
+         (bound {bound} = proxy {PROXY_HELD} + socket buffers {sockets})"
+    );
+    // Proof it is backpressure and not a stuck proxy: reading lets the upstream go on.
+    let mut drained = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    within(PROMPT * 2, "the client drains 16 MiB", async {
+        while drained < 16 << 20 {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed the stalled client");
+            drained += n as u64;
+        }
+    })
+    .await;
+    within(PROMPT, "the upstream resumes", async {
+        while written.load(Ordering::Relaxed) < stalled + (8 << 20) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    arm_reset(&client);
+    drop(client);
+    let r = proxy.only_close().await;
+    sender.abort();
+    let _ = sender.await;
+    let written = written.load(Ordering::Relaxed);
+    assert!(
+        drained <= r.bytes_down && r.bytes_down <= written,
+        "client read {drained} <= proxy counted {} <= upstream wrote {written}",
+        r.bytes_down
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_client_gets_backpressure_unshaped() {
+    stalled_client_gets_backpressure(LinkSpec::default(), LinkSpec::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_client_gets_backpressure_shaped_1gbit_5ms() {
+    let link = LinkSpec {
+        rate_bps: Some(1_000_000_000),
+        delay: Duration::from_millis(5),
+        jitter: Duration::ZERO,
+    };
+    stalled_client_gets_backpressure(link, link).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ntm proxy` as a process
+// ---------------------------------------------------------------------------------------------
+
+/// `ntm proxy --listen 127.0.0.1:0 ...` in a child process, killed when dropped.
+struct ProxyProcess {
+    child: tokio::process::Child,
+    /// The start line: "ntm proxy: LISTEN -> UPSTREAM (up: ...; down: ...)".
+    start_line: String,
+    addr: SocketAddr,
+    metrics: Option<SocketAddr>,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: JoinHandle<String>,
+}
+
+impl ProxyProcess {
+    async fn start(args: &[&str]) -> ProxyProcess {
+        let mut child = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("ntm"))
+            .args(["proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn ntm proxy");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let wants_metrics = args.contains(&"--metrics");
+        let mut start_line = String::new();
+        let mut metrics = None;
+        let mut early = Vec::new();
+        within(Duration::from_secs(20), "the proxy's start line", async {
+            while let Some(line) = stderr.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("ntm proxy: metrics on http://") {
+                    let addr = rest.trim_end_matches("/metrics");
+                    metrics = Some(addr.parse::<SocketAddr>().expect("metrics address"));
+                } else if line.starts_with("ntm proxy: ") && line.contains(" -> ") {
+                    start_line = line;
+                } else {
+                    early.push(line);
+                }
+                if !start_line.is_empty() && (metrics.is_some() || !wants_metrics) {
+                    return;
+                }
+            }
+            panic!("ntm proxy exited before its start line: {early:?}");
+        })
+        .await;
+        let listen = start_line["ntm proxy: ".len()..]
+            .split(" -> ")
+            .next()
+            .unwrap();
+        let addr = listen.parse().expect("listen address in the start line");
+        let stderr = tokio::spawn(async move {
+            let mut rest: String = early.iter().map(|l| format!("{l}\n")).collect();
+            while let Ok(Some(line)) = stderr.next_line().await {
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+            rest
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        ProxyProcess {
+            child,
+            start_line,
+            addr,
+            metrics,
+            stdout,
+            stderr,
+        }
+    }
+
+    async fn stdout_line(&mut self) -> String {
+        within(PROMPT, "a line from ntm proxy", self.stdout.next_line())
+            .await
+            .unwrap()
+            .expect("ntm proxy closed its output")
+    }
+
+    /// Ctrl-C; returns the exit status, the rest of standard output and all of standard error.
+    async fn interrupt(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let pid = self.child.id().expect("ntm proxy still running") as libc::pid_t;
+        // SAFETY: kill(2) on a child this test spawned and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let status = within(PROMPT, "ntm proxy exits on Ctrl-C", self.child.wait())
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = self.stdout.next_line().await {
+            rest.push(line);
+        }
+        let stderr = within(PROMPT, "stderr", &mut self.stderr).await.unwrap();
+        (status, rest, stderr)
+    }
+}
+
+/// Connects to `addr`, sends `upload` bytes, half-closes, and returns what came back.
+async fn exchange(addr: SocketAddr, upload: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&vec![0x11u8; upload]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(PROMPT, "exchange", s.read_to_end(&mut back))
+        .await
+        .unwrap();
+    back
+}
+
+/// One 64-byte round trip on `s`.
+async fn ping(s: &mut TcpStream) -> Duration {
+    let msg = [0x42u8; 64];
+    let mut back = [0u8; 64];
+    let t = Instant::now();
+    s.write_all(&msg).await.unwrap();
+    within(PROMPT, "ping", s.read_exact(&mut back))
+        .await
+        .unwrap();
+    assert_eq!(back, msg);
+    t.elapsed()
+}
+
+/// `count` pings after one warm-up; sorted.
+async fn pings(addr: SocketAddr, count: usize) -> Vec<Duration> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    ping(&mut s).await;
+    let mut rtts = Vec::new();
+    for _ in 0..count {
+        rtts.push(ping(&mut s).await);
+    }
+    rtts.sort();
+    rtts
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Shaping accuracy
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
+    const BYTES: usize = 2_000_000; // 2 s at 8 Mbit/s
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut total, mut first) = (0usize, None);
+        let mut last = Instant::now();
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            if first.is_none() {
+                first = Some((Instant::now(), n));
+            }
+            last = Instant::now();
+            total += n;
+        }
+        let (start, first_bytes) = first.unwrap();
+        // The first read's bytes arrived at `start`; the rate is of those that came after.
+        (
+            (total - first_bytes) as f64 * 8.0 / (last - start).as_secs_f64(),
+            total,
+        )
+    });
+    let proxy =
+        ProxyProcess::start(&["--upstream", &upstream.to_string(), "--rate-up", "8Mbit"]).await;
+    assert!(
+        proxy
+            .start_line
+            .contains("up: 8.00 Mbit/s; down: unlimited"),
+        "{}",
+        proxy.start_line
+    );
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(&vec![1u8; BYTES]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let (bps, total) = within(Duration::from_secs(10), "the upload", receiver)
+        .await
+        .unwrap();
+    eprintln!("--rate-up 8Mbit: {:.3} Mbit/s at the receiver", bps / 1e6);
+    assert_eq!(total, BYTES);
+    assert!(
+        (bps / 8e6 - 1.0).abs() <= 0.10,
+        "measured {:.3} Mbit/s through --rate-up 8Mbit",
+        bps / 1e6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_20ms_adds_40ms_of_rtt() {
+    let (echo, _stop) = start_echo().await;
+    let proxy = ProxyProcess::start(&["--upstream", &echo.to_string(), "--delay", "20ms"]).await;
+    let rtts = pings(proxy.addr, 20).await;
+    let (min, median) = (rtts[0], rtts[rtts.len() / 2]);
+    eprintln!(
+        "RTT min {min:?} median {median:?} max {:?}",
+        rtts[rtts.len() - 1]
+    );
+    assert!(
+        min >= Duration::from_millis(40),
+        "an RTT of {min:?} beats 2 x 20 ms"
+    );
+    assert!(
+        median <= Duration::from_millis(45),
+        "median RTT {median:?} is more than 5 ms over 40 ms: {rtts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_cable_adds_20ms_of_rtt() {
+    let (echo, _stop) = start_echo().await;
+    let proxy = ProxyProcess::start(&["--upstream", &echo.to_string(), "--profile", "cable"]).await;
+    assert!(
+        proxy.start_line.contains("20.00 Mbit/s"),
+        "{}",
+        proxy.start_line
+    );
+    let rtts = pings(proxy.addr, 20).await;
+    let (min, median) = (rtts[0], rtts[rtts.len() / 2]);
+    eprintln!(
+        "RTT min {min:?} median {median:?} max {:?}",
+        rtts[rtts.len() - 1]
+    );
+    assert!(
+        min >= Duration::from_millis(20),
+        "an RTT of {min:?} beats cable's 20 ms"
+    );
+    assert!(
+        median <= Duration::from_millis(25),
+        "median RTT {median:?} is more than 5 ms over 20 ms: {rtts:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Flights
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn ten_exchanges_are_twenty_flights_and_ten_round_trips() {
+    let (echo, _stop) = start_echo().await;
+    let mut proxy = TestProxy::to(echo).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let request = [0x77u8; 100];
+    for _ in 0..10 {
+        s.write_all(&request).await.unwrap();
+        let mut back = [0u8; 100];
+        within(PROMPT, "response", s.read_exact(&mut back))
+            .await
+            .unwrap();
+    }
+    s.shutdown().await.unwrap();
+    assert_eq!(read_until_end(&mut s).await, Ok(0));
+    let r = proxy.only_close().await;
+    assert_eq!(r.flight_count, 20, "{:?}", r.flights);
+    assert_eq!(r.round_trips, 10);
+    assert_eq!(r.flights.len(), 20);
+    for (i, f) in r.flights.iter().enumerate() {
+        let dir = if i % 2 == 0 { Dir::Up } else { Dir::Down };
+        assert_eq!((f.dir, f.bytes), (dir, 100), "flight {i}: {f:?}");
+        assert!(f.start <= f.end);
+    }
+    for pair in r.flights.windows(2) {
+        assert!(pair[1].start >= pair[0].end, "flights overlap: {pair:?}");
+        assert_eq!(pair[1].gap, pair[1].start - pair[0].end);
+    }
+    assert_eq!((r.bytes_up, r.bytes_down), (1000, 1000));
+    assert!(r.first_byte_up.unwrap() < r.first_byte_down.unwrap());
+    assert!(r.last_byte_up.unwrap() < r.last_byte_down.unwrap());
+}
+
+#[tokio::test]
+async fn a_one_way_upload_is_one_flight() {
+    let (sink, _stop) = start_sink_then_reply(0).await;
+    let mut proxy = TestProxy::to(sink).await;
+    let back = exchange(proxy.addr, 1 << 20).await;
+    assert!(back.is_empty());
+    let r = proxy.only_close().await;
+    assert_eq!(r.flight_count, 1, "{:?}", r.flights);
+    assert_eq!(r.round_trips, 1);
+    assert_eq!((r.flights[0].dir, r.flights[0].bytes), (Dir::Up, 1 << 20));
+    assert_eq!((r.bytes_up, r.bytes_down), (1 << 20, 0));
+    assert_eq!(r.first_byte_down, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. The command line
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_input_exits_2_with_one_line_before_any_traffic() {
+    let in_use = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = in_use.local_addr().map(|a| (a, in_use)).unwrap();
+    let taken = in_use.0.to_string();
+    let upstream = format!("127.0.0.1:{}", common::closed_port());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--upstream", "nonexistent.invalid:80"],
+            "nonexistent.invalid",
+        ),
+        (vec!["--upstream", &upstream, "--listen", &taken], "in use"),
+        (vec!["--upstream", &upstream, "--metrics", &taken], "in use"),
+        (vec!["--upstream", &upstream, "--rate", "0"], "'0'"),
+        (vec!["--upstream", &upstream, "--rate", "5Xbit"], "'5Xbit'"),
+        (vec!["--upstream", &upstream, "--delay", "abc"], "'abc'"),
+        (vec!["--upstream", &upstream, "--profile", "mars"], "'mars'"),
+    ];
+    for (args, expect) in cases {
+        let mut full = vec!["proxy"];
+        if !args.contains(&"--listen") {
+            full.extend(["--listen", "127.0.0.1:0"]);
+        }
+        full.extend(&args);
+        let out = assert_cmd::Command::cargo_bin("ntm")
+            .unwrap()
+            .args(&full)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = common::one_line(&out.stderr);
+        assert!(line.starts_with("ntm: "), "{args:?}: {line}");
+        assert!(
+            line.contains(expect),
+            "{args:?}: {line} should mention {expect}"
+        );
+        // The start line comes after binding: its absence means no traffic could have flowed.
+        assert!(!line.contains(" -> "), "{args:?}: {line}");
+        assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", out.stdout);
+    }
+    drop(in_use);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_events_csv_record_plot_and_metrics() {
+    const UP: usize = 300_000;
+    const DOWN: usize = 120_000;
+    let (upstream, _stop) = start_sink_then_reply(DOWN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("timeline.csv");
+    let svg = dir.path().join("bandwidth.svg");
+    let mut proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--format",
+        "json",
+        "--record",
+        csv.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+    .await;
+    for _ in 0..2 {
+        assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
+    }
+    let mut events = Vec::new();
+    while events
+        .iter()
+        .filter(|e: &&serde_json::Value| e["event"] == "close")
+        .count()
+        < 2
+    {
+        let line = proxy.stdout_line().await;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        events.push(v);
+    }
+    let opens: Vec<_> = events.iter().filter(|e| e["event"] == "open").collect();
+    let closes: Vec<_> = events.iter().filter(|e| e["event"] == "close").collect();
+    assert_eq!(opens.len(), 2, "{events:?}");
+    for c in &closes {
+        assert_eq!(c["bytes_up"], UP as u64, "{c}");
+        assert_eq!(c["bytes_down"], DOWN as u64, "{c}");
+        assert_eq!(c["end"], "closed");
+        assert_eq!(c["flight_count"], 2);
+        assert_eq!(c["round_trips"], 1);
+        assert_eq!(c["upstream"], upstream.to_string());
+        for key in [
+            "id",
+            "client",
+            "seconds",
+            "first_byte_up",
+            "last_byte_down",
+            "flights",
+            "timeline",
+        ] {
+            assert!(!c[key].is_null(), "close event without {key}: {c}");
+        }
+    }
+
+    // The metrics endpoint counts what was relayed.
+    let metrics = get_metrics(proxy.metrics.expect("metrics address")).await;
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_bytes_total{direction=\"up\"}"),
+        2 * UP as u64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_bytes_total{direction=\"down\"}"),
+        2 * DOWN as u64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_connections_total"),
+        2,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_open_connections"),
+        0,
+        "{metrics}"
+    );
+
+    let (status, rest, stderr) = proxy.interrupt().await;
+    assert!(status.success(), "{status:?}: {stderr}");
+    let summary: Vec<serde_json::Value> = rest
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(summary.len(), 1, "one summary line after Ctrl-C: {rest:?}");
+    let s = &summary[0];
+    assert_eq!(s["event"], "summary");
+    assert_eq!(
+        (
+            s["connections"].as_u64(),
+            s["bytes_up"].as_u64(),
+            s["bytes_down"].as_u64()
+        ),
+        (Some(2), Some(2 * UP as u64), Some(2 * DOWN as u64))
+    );
+
+    // The CSV timeline's bytes add up to the bytes relayed, per connection and direction.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("connection,direction,bin_start_seconds,bin_seconds,bytes")
+    );
+    let mut sums: HashMap<(String, String), u64> = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        let start: f64 = f[2].parse().unwrap();
+        let bin: f64 = f[3].parse().unwrap();
+        assert!(start >= 0.0 && (bin - 0.01).abs() < 1e-9, "{line}");
+        *sums.entry((f[0].into(), f[1].into())).or_default() += f[4].parse::<u64>().unwrap();
+    }
+    for c in &closes {
+        let id = c["id"].to_string();
+        assert_eq!(
+            sums.get(&(id.clone(), "up".into())),
+            Some(&(UP as u64)),
+            "{sums:?}"
+        );
+        assert_eq!(
+            sums.get(&(id, "down".into())),
+            Some(&(DOWN as u64)),
+            "{sums:?}"
+        );
+    }
+    assert_eq!(sums.len(), 4, "{sums:?}");
+
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg"), "{}", &plot[..plot.len().min(200)]);
+    assert!(plot.trim_end().ends_with("</svg>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_record_and_text_lines() {
+    let (upstream, _stop) = start_sink_then_reply(5000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.json");
+    let mut proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--record",
+        record.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(exchange(proxy.addr, 70_000).await.len(), 5000);
+    let line = proxy.stdout_line().await;
+    assert!(
+        line.contains("closed") && line.contains(&upstream.to_string()),
+        "{line}"
+    );
+    let (status, rest, stderr) = proxy.interrupt().await;
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("Summary: 1 connection,")),
+        "{rest:?}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).expect("record is JSON");
+    assert_eq!(doc["summary"]["bytes_up"], 70_000);
+    assert_eq!(doc["summary"]["bytes_down"], 5000);
+    let conns = doc["connections"].as_array().expect("connections");
+    assert_eq!(conns.len(), 1);
+    let c = &conns[0];
+    assert_eq!(
+        (c["bytes_up"].as_u64(), c["bytes_down"].as_u64()),
+        (Some(70_000), Some(5000))
+    );
+    let sum = |k: &str| {
+        c["timeline"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!((sum("up"), sum("down")), (70_000, 5000));
+    assert_eq!(c["flights"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_upstream_logs_one_clear_line() {
+    let port = common::closed_port();
+    let upstream = format!("127.0.0.1:{port}");
+    let mut proxy = ProxyProcess::start(&["--upstream", &upstream]).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    // A close or a reset (the proxy drops the client without reading it), and no data.
+    let end = within(PROMPT, "client closed", read_until_end(&mut client)).await;
+    assert!(end.is_err() || end == Ok(0), "{end:?}");
+    let line = proxy.stdout_line().await;
+    assert!(line.contains("upstream failed"), "{line}");
+    let (status, _, stderr) = proxy.interrupt().await;
+    assert!(status.success());
+    let why: Vec<&str> = stderr.lines().filter(|l| l.contains(&upstream)).collect();
+    assert_eq!(why.len(), 1, "one line says why: {stderr}");
+    assert!(why[0].to_lowercase().contains("refused"), "{}", why[0]);
+}
+
+async fn get_metrics(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    within(PROMPT, "metrics response", s.read_to_string(&mut response))
+        .await
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}

@@ -1,0 +1,286 @@
+//! Kernel cross-check of the proxy's rate shaping (issue 4): an upload through a veth pair
+//! shaped by the kernel's `tbf` between two network namespaces, against an upload through
+//! `ntm proxy --rate-up` at the same rate. Needs root (CI runs as root): without root, or where
+//! network namespaces are not available, the test says it is skipped and passes.
+//!
+//! It touches no network but its own: two namespaces named after this process, a veth pair
+//! between them with addresses in 10.213.X.0/24, and the namespaces' loopbacks. Everything is
+//! removed by a guard, also when the test fails.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::ChildGuard;
+
+/// The rate both links are set to.
+const RATE_BPS: f64 = 20e6;
+/// How far each measurement may be from the rate, and from each other.
+const TOLERANCE: f64 = 0.10;
+
+/// Prefix of everything this test creates, so a run killed before cleaning up can be recognised.
+const PREFIX: &str = "ntmtest";
+
+/// Runs `ip`/`tc` with `args`; the error carries the command and what it printed.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Two network namespaces joined by a veth pair; deleted when dropped (deleting a namespace
+/// deletes its end of the pair, and the pair with it).
+struct Namespaces {
+    sender: String,
+    receiver: String,
+    /// The sender's end of the veth pair (the one the tbf shapes).
+    sender_dev: String,
+    sender_ip: String,
+    receiver_ip: String,
+}
+
+impl Namespaces {
+    fn create() -> Result<Namespaces, String> {
+        let pid = std::process::id();
+        let subnet = pid % 250 + 1;
+        let ns = Namespaces {
+            sender: format!("{PREFIX}-a-{pid}"),
+            receiver: format!("{PREFIX}-b-{pid}"),
+            sender_dev: format!("ntmva{pid}"),
+            sender_ip: format!("10.213.{subnet}.1"),
+            receiver_ip: format!("10.213.{subnet}.2"),
+        };
+        // From here on the guard owns whatever was created, even if a later step fails.
+        run("ip", &["netns", "add", &ns.sender])?;
+        run("ip", &["netns", "add", &ns.receiver])?;
+        let receiver_dev = format!("ntmvb{pid}");
+        // Both ends are created inside their namespaces: nothing appears in the host's.
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &ns.sender_dev,
+                "netns",
+                &ns.sender,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &receiver_dev,
+                "netns",
+                &ns.receiver,
+            ],
+        )?;
+        for (name, dev, ip) in [
+            (&ns.sender, &ns.sender_dev, &ns.sender_ip),
+            (&ns.receiver, &receiver_dev, &ns.receiver_ip),
+        ] {
+            run(
+                "ip",
+                &["-n", name, "addr", "add", &format!("{ip}/24"), "dev", dev],
+            )?;
+            run("ip", &["-n", name, "link", "set", dev, "up"])?;
+            run("ip", &["-n", name, "link", "set", "lo", "up"])?;
+        }
+        Ok(ns)
+    }
+
+    /// `ntm ARGS` inside namespace `name`.
+    fn ntm(name: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", name])
+            .arg(assert_cmd::cargo::cargo_bin("ntm"))
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in [&self.sender, &self.receiver] {
+            if let Err(e) = run("ip", &["netns", "del", name]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// Deletes namespaces left by a run of this test that was killed before its guard ran.
+fn remove_stale_namespaces() {
+    let Ok(list) = run("ip", &["netns", "list"]) else {
+        return;
+    };
+    for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(pid) = name
+            .strip_prefix(&format!("{PREFIX}-a-"))
+            .or_else(|| name.strip_prefix(&format!("{PREFIX}-b-")))
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run("ip", &["netns", "del", name]);
+        }
+    }
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root".into());
+    }
+    if let Err(e) = run("ip", &["netns", "list"]) {
+        return Some(format!("`ip netns` is not available: {e}"));
+    }
+    if let Err(e) = run("tc", &["-V"]) {
+        return Some(format!("`tc` is not available: {e}"));
+    }
+    let probe = format!("{PREFIX}-probe-{}", std::process::id());
+    if let Err(e) = run("ip", &["netns", "add", &probe]) {
+        return Some(format!("cannot create a network namespace: {e}"));
+    }
+    let _ = run("ip", &["netns", "del", &probe]);
+    None
+}
+
+/// Spawns `command` and waits for a line on its standard error containing `ready`.
+fn spawn_ready(mut command: Command, ready: &str) -> ChildGuard {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().unwrap();
+    let guard = ChildGuard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining after the ready line, so the child never blocks on a full pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.contains(ready) => return guard,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no line with {ready:?} from {command:?}; it said {seen:?}"),
+        }
+    }
+}
+
+/// Runs a 2-second upload with `ntm measure` inside `ns` and returns the receiver's rate.
+fn upload_bps(ns: &str, target: &str) -> f64 {
+    let child = Namespaces::ntm(ns, &["measure", target, "-t", "2", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ntm measure");
+    let out = common::output_within(ChildGuard(child), Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "ntm measure {target} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = common::stdout_json(&out);
+    doc["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no end.sum_received.bits_per_second in {doc}"))
+}
+
+#[test]
+fn rate_shaping_matches_kernel_tbf_in_netns_needs_root() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped rate_shaping_matches_kernel_tbf_in_netns_needs_root: {why}");
+        return;
+    }
+    remove_stale_namespaces();
+    let ns = Namespaces::create().unwrap_or_else(|e| panic!("setting up the namespaces: {e}"));
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.sender,
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &ns.sender_dev,
+            "root",
+            "tbf",
+            "rate",
+            "20mbit",
+            "burst",
+            "32kbit",
+            "latency",
+            "400ms",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("adding the tbf: {e}"));
+
+    // The kernel's link: sender namespace -> tbf -> veth -> receiver namespace.
+    let server = format!("{}:5201", ns.receiver_ip);
+    let _kernel_server = spawn_ready(
+        Namespaces::ntm(&ns.receiver, &["serve", "--listen", &server]),
+        "listening on",
+    );
+    let kernel = upload_bps(&ns.sender, &server);
+
+    // ntm's link: inside the sender namespace, on its own loopback, through the proxy.
+    let _proxy_server = spawn_ready(
+        Namespaces::ntm(&ns.sender, &["serve", "--listen", "127.0.0.1:5202"]),
+        "listening on",
+    );
+    let _proxy = spawn_ready(
+        Namespaces::ntm(
+            &ns.sender,
+            &[
+                "proxy",
+                "--listen",
+                "127.0.0.1:5203",
+                "--upstream",
+                "127.0.0.1:5202",
+                "--rate-up",
+                "20Mbit",
+            ],
+        ),
+        "ntm proxy: 127.0.0.1:5203 -> ",
+    );
+    let proxy = upload_bps(&ns.sender, "127.0.0.1:5203");
+
+    eprintln!(
+        "20 Mbit/s: kernel tbf {:.2} Mbit/s, ntm proxy {:.2} Mbit/s",
+        kernel / 1e6,
+        proxy / 1e6
+    );
+    for (what, bps) in [("kernel tbf", kernel), ("ntm proxy", proxy)] {
+        assert!(
+            (bps / RATE_BPS - 1.0).abs() <= TOLERANCE,
+            "{what}: {:.2} Mbit/s is not within 10% of 20 Mbit/s",
+            bps / 1e6
+        );
+    }
+    assert!(
+        (proxy / kernel - 1.0).abs() <= TOLERANCE,
+        "ntm proxy {:.2} Mbit/s and kernel tbf {:.2} Mbit/s differ by more than 10%",
+        proxy / 1e6,
+        kernel / 1e6
+    );
+}

@@ -1,0 +1,220 @@
+//! The JSON outputs validate against the schemas committed in `schemas/`: real documents from
+//! the binary (throughput, latency, transfer measure, demo) must pass, and each schema must be
+//! strict: the same document with any field removed, or any value of the wrong type, must fail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run_ntm, stdout_json, test_config, TestServer, PROMPT};
+use jsonschema::Validator;
+use serde_json::Value;
+
+const SCHEMAS: [&str; 4] = ["measure-stream", "latency", "measure-transfer", "demo"];
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn validator(name: &str) -> Validator {
+    jsonschema::draft202012::new(&common::schema(name))
+        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+}
+
+/// Runs `ntm args`, expects success and one JSON document on stdout.
+async fn json_of(args: &[&str]) -> Value {
+    let output = run_ntm(args, LIMIT).await;
+    assert!(output.status.success(), "ntm {args:?}: {output:?}");
+    stdout_json(&output)
+}
+
+/// JSON pointers to every object member in `doc`; of each array only the first element is
+/// visited (the schemas apply one item schema to all elements).
+fn member_paths(doc: &Value) -> Vec<String> {
+    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    assert!(!k.contains(['/', '~']), "key {k:?} needs escaping");
+                    let path = format!("{at}/{k}");
+                    out.push(path.clone());
+                    walk(child, &path, out);
+                }
+            }
+            Value::Array(a) => {
+                if let Some(first) = a.first() {
+                    walk(first, &format!("{at}/0"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, "", &mut out);
+    out
+}
+
+/// A value of another JSON type than `v`, that no schema here accepts in its place.
+fn wrong_type(v: &Value) -> Value {
+    match v {
+        Value::String(_) => Value::Bool(true),
+        Value::Number(_) | Value::Bool(_) | Value::Object(_) => Value::String("x".into()),
+        // Where null is allowed, so is a number or a string, never an array.
+        Value::Null | Value::Array(_) => Value::Object(Default::default()),
+    }
+}
+
+/// Asserts `doc` is valid, and that removing any member or changing its type makes it invalid.
+fn assert_valid_and_strict(name: &str, doc: &Value) {
+    common::assert_valid(name, doc);
+    let schema = validator(name);
+    let paths = member_paths(doc);
+    assert!(
+        paths.len() > 10,
+        "{name}: suspiciously small document {doc}"
+    );
+    let mut lax = Vec::new();
+    for path in &paths {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        let mut without = doc.clone();
+        without
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .remove(key);
+        if schema.is_valid(&without) {
+            lax.push(format!("missing {path}"));
+        }
+        let mut retyped = doc.clone();
+        let slot = retyped.pointer_mut(path).unwrap();
+        *slot = wrong_type(slot);
+        if schema.is_valid(&retyped) {
+            lax.push(format!("wrong type at {path}"));
+        }
+    }
+    assert!(
+        lax.is_empty(),
+        "schemas/{name}.schema.json accepts a broken document:\n  {}",
+        lax.join("\n  ")
+    );
+}
+
+#[test]
+fn the_schemas_are_valid_draft_2020_12() {
+    for name in SCHEMAS {
+        let schema = common::schema(name);
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{name}"
+        );
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!("schemas/{name}.schema.json is not a valid schema: {e}");
+        }
+        validator(name);
+        // Not a schema that accepts anything.
+        assert!(
+            !validator(name).is_valid(&serde_json::json!({})),
+            "{name} accepts {{}}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_json_matches_its_schema() {
+    let server = TestServer::start(test_config()).await;
+    let addr = server.addr.to_string();
+    let doc = json_of(&[
+        "measure", &addr, "-t", "2s", "-i", "250ms", "-P", "2", "--rate", "300Mbit", "--format",
+        "json",
+    ])
+    .await;
+    let intervals = doc["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 8, "a 2 s test at 250 ms intervals");
+    assert_valid_and_strict("measure-stream", &doc);
+
+    let doc = json_of(&[
+        "measure", &addr, "-n", "10MB", "-P", "3", "--bidir", "-i", "100ms", "--format", "json",
+    ])
+    .await;
+    assert_eq!(doc["start"]["test_start"]["bidir"], true);
+    assert_valid_and_strict("measure-stream", &doc);
+    // A bidirectional document without its reverse sums is not one.
+    let mut broken = doc.clone();
+    broken["start"]["test_start"]["bidir"] = Value::Bool(false);
+    assert!(!validator("measure-stream").is_valid(&broken));
+    server.stop_within(PROMPT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_json_matches_its_schema() {
+    let server = TestServer::start(test_config()).await;
+    let addr = server.addr.to_string();
+    let rr = json_of(&[
+        "latency", &addr, "-n", "300", "--warmup", "5", "--format", "json",
+    ])
+    .await;
+    assert_valid_and_strict("latency", &rr);
+    let crr = json_of(&[
+        "latency",
+        &addr,
+        "-n",
+        "50",
+        "--connect",
+        "--concurrency",
+        "2",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_valid_and_strict("latency", &crr);
+    let timed = json_of(&["latency", &addr, "-t", "200ms", "--format", "json"]).await;
+    assert_eq!(timed["count"], Value::Null);
+    assert_valid_and_strict("latency", &timed);
+    server.stop_within(PROMPT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_measure_json_matches_its_schema() {
+    let server = TestServer::start(test_config()).await;
+    let addr = server.addr.to_string();
+    let bits = json_of(&[
+        "measure",
+        &addr,
+        "--sizes",
+        "1KB,100KB",
+        "--repeat",
+        "2",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_valid_and_strict("measure-transfer", &bits);
+    let bytes = json_of(&[
+        "measure",
+        &addr,
+        "--sizes",
+        "1000003",
+        "--response",
+        "0",
+        "--units",
+        "bytes",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_valid_and_strict("measure-transfer", &bytes);
+    // A run with both rate units, or neither, is not one.
+    let mut both = bits.clone();
+    both["tests"][0]["runs"][0]["upload_bytes_per_second"] = Value::from(1.0);
+    assert!(!validator("measure-transfer").is_valid(&both));
+    server.stop_within(PROMPT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_json_matches_its_schema() {
+    let doc = json_of(&["--port", "0", "--sizes", "1KB,64KB", "--format", "json"]).await;
+    assert_valid_and_strict("demo", &doc);
+    let doc = json_of(&[
+        "demo", "--port", "0", "--sizes", "10KB", "--repeat", "2", "--units", "bits", "--format",
+        "json",
+    ])
+    .await;
+    assert_valid_and_strict("demo", &doc);
+}
