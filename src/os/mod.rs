@@ -114,17 +114,7 @@ pub fn apply_before_connect(
     options: &SocketOptions,
 ) -> Result<(), SocketOptionError> {
     if let Some(window) = options.window {
-        let fail = |option, error| SocketOptionError::Failed {
-            option,
-            value: window.to_string(),
-            error,
-        };
-        socket
-            .set_send_buffer_size(window as usize)
-            .map_err(|e| fail("SO_SNDBUF", e))?;
-        socket
-            .set_recv_buffer_size(window as usize)
-            .map_err(|e| fail("SO_RCVBUF", e))?;
+        set_window(socket, window)?;
     }
     if let Some(mss) = options.mss {
         imp::set_mss(socket, mss)?;
@@ -155,19 +145,24 @@ pub fn apply_after_connect(
     if let Some(window) = options.window {
         // The accepting side's buffers are set here, after the fact; still effective for the
         // window it advertises from now on.
-        let fail = |option, error| SocketOptionError::Failed {
-            option,
-            value: window.to_string(),
-            error,
-        };
-        socket
-            .set_send_buffer_size(window as usize)
-            .map_err(|e| fail("SO_SNDBUF", e))?;
-        socket
-            .set_recv_buffer_size(window as usize)
-            .map_err(|e| fail("SO_RCVBUF", e))?;
+        set_window(socket, window)?;
     }
     Ok(())
+}
+
+/// SO_SNDBUF and SO_RCVBUF to `window` bytes.
+fn set_window(socket: &socket2::Socket, window: u32) -> Result<(), SocketOptionError> {
+    let fail = |option, error| SocketOptionError::Failed {
+        option,
+        value: window.to_string(),
+        error,
+    };
+    socket
+        .set_send_buffer_size(window as usize)
+        .map_err(|e| fail("SO_SNDBUF", e))?;
+    socket
+        .set_recv_buffer_size(window as usize)
+        .map_err(|e| fail("SO_RCVBUF", e))
 }
 
 /// Reads available bytes from a non-blocking socket and discards them. On Linux, `MSG_TRUNC`

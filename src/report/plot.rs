@@ -22,6 +22,71 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> PlotError {
     }
 }
 
+/// One line of a chart.
+struct Line {
+    label: Option<String>,
+    points: Vec<(f64, f64)>,
+    color: RGBAColor,
+    width: u32,
+}
+
+/// Draws lines on one pair of axes, from 0 to the largest x and (with 10% headroom) y, or to
+/// `y_top` if given, with a legend when lines are labelled.
+fn line_chart(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    lines: Vec<Line>,
+    y_top: Option<f64>,
+) -> Result<(), PlotError> {
+    let max = |pick: fn(&(f64, f64)) -> f64| {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(pick))
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+    };
+    let x_max = max(|p| p.0);
+    let y_max = y_top.unwrap_or_else(|| max(|p| p.1) * 1.1);
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    let labelled = lines.iter().any(|l| l.label.is_some());
+    for line in lines {
+        let color = line.color;
+        let drawn = chart
+            .draw_series(LineSeries::new(line.points, color.stroke_width(line.width)))
+            .map_err(|e| plot_error(path, e))?;
+        if let Some(label) = line.label {
+            drawn
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+    }
+    if labelled {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+    }
+    root.present().map_err(|e| plot_error(path, e))?;
+    Ok(())
+}
+
 /// Throughput per interval over time: one line per stream and direction, and their sum.
 pub fn throughput_svg(path: &Path, outcome: &StreamOutcome) -> Result<(), PlotError> {
     let ways = Way::of(outcome.request.direction);
@@ -58,50 +123,23 @@ pub fn throughput_svg(path: &Path, outcome: &StreamOutcome) -> Result<(), PlotEr
         }
         series.push((format!("sum {tag}"), sum));
     }
-    let x_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.0))
-        .fold(0.0f64, f64::max)
-        .max(1e-3);
-    let y_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|q| q.1))
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.1;
-
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("ntm throughput per interval", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("Mbit/s")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    for (i, (label, points)) in series.into_iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let width = if label.starts_with("sum") { 3 } else { 1 };
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(width)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))?;
-    Ok(())
+    let lines = series
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, points))| Line {
+            width: if label.starts_with("sum") { 3 } else { 1 },
+            label: Some(label),
+            points,
+            color: Palette99::pick(i).to_rgba(),
+        })
+        .collect();
+    line_chart(
+        path,
+        "ntm throughput per interval",
+        ("seconds", "Mbit/s"),
+        lines,
+        None,
+    )
 }
 
 /// The latency distribution as a CDF: for each round-trip time, the share of transactions at
@@ -118,27 +156,19 @@ pub fn latency_cdf_svg(
         seen += v.count_at_value();
         points.push((v.value_iterated_to() as f64 / 1000.0, seen as f64 / total));
     }
-    let x_max = points.last().map_or(1.0, |p| p.0).max(1e-3) * 1.05;
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("ntm round-trip time distribution", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, 0.0..1.0)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("round-trip time (µs)")
-        .y_desc("fraction of transactions")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))?;
-    Ok(())
+    let line = Line {
+        label: None,
+        points,
+        color: BLUE.to_rgba(),
+        width: 2,
+    };
+    line_chart(
+        path,
+        "ntm round-trip time distribution",
+        ("round-trip time (µs)", "fraction of transactions"),
+        vec![line],
+        Some(1.0),
+    )
 }
 
 /// Bandwidth over time through the proxy, up and down, from its total timeline.
@@ -153,44 +183,20 @@ pub fn proxy_svg(
             .map(|(i, &b)| (i as f64 * bin, b as f64 * 8.0 / bin / 1e6))
             .collect()
     };
-    let up = series(&timeline.up);
-    let down = series(&timeline.down);
-    let x_max = up.len().max(down.len()).max(1) as f64 * bin;
-    let y_max = up
-        .iter()
-        .chain(&down)
-        .map(|p| p.1)
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.1;
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("ntm proxy bandwidth", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("Mbit/s")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    for (label, points, color) in [("up", up, RED), ("down", down, BLUE)] {
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))?;
-    Ok(())
+    let lines = [("up", &timeline.up, RED), ("down", &timeline.down, BLUE)]
+        .into_iter()
+        .map(|(label, bins, color)| Line {
+            label: Some(label.to_string()),
+            points: series(bins),
+            color: color.to_rgba(),
+            width: 2,
+        })
+        .collect();
+    line_chart(
+        path,
+        "ntm proxy bandwidth",
+        ("seconds", "Mbit/s"),
+        lines,
+        None,
+    )
 }
