@@ -61,6 +61,13 @@ fn line_chart(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .y_label_formatter(&|v| {
+            if y_max >= 10.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
         .draw()
         .map_err(|e| plot_error(path, e))?;
     let labelled = lines.iter().any(|l| l.label.is_some());
