@@ -38,7 +38,7 @@ fn json_of(output: &std::process::Output) -> Value {
 }
 
 #[test]
-fn demo_prints_every_section_and_the_faq_figures() {
+fn demo_prints_every_section_and_the_default_preset_figures() {
     let output = ntm().args(["--port", "0"]).output().unwrap();
     assert!(output.status.success(), "demo failed: {output:?}");
     let text = stdout_of(&output);
@@ -89,30 +89,30 @@ fn demo_prints_every_section_and_the_faq_figures() {
         "{text}"
     );
 
-    // TLSNotary FAQ: 25 MB + 10 MB per KB sent + 40 KB per KB received, in binary units.
-    // 1 KB / 10 KB: 25 MiB + 10 MiB + 400 KiB; 10 KB / 100 KB: 25 MiB + 100 MiB + 4000 KiB.
-    let first = mpc_part
-        .split("Testing with 1.00 KB payload\n")
-        .nth(1)
-        .unwrap();
-    assert!(
-        first.starts_with(
-            "  Simulated request size: 1.00 KB\n  Simulated response size: 10.00 KB\n  \
-             Estimated MPC upload overhead: 35.39 MB\n"
-        ),
-        "1 KB row:\n{first}"
-    );
-    let second = mpc_part
-        .split("Testing with 10.00 KB payload\n")
-        .nth(1)
-        .unwrap();
-    assert!(
-        second.starts_with(
-            "  Simulated request size: 10.00 KB\n  Simulated response size: 100.00 KB\n  \
-             Estimated MPC upload overhead: 128.91 MB\n"
-        ),
-        "10 KB row:\n{second}"
-    );
+    // The default preset's estimate, from the library: the demo must print exactly it.
+    let model = ntm::mpc::preset(ntm::mpc::DEFAULT_PRESET, ntm::mpc::Reveal::default()).unwrap();
+    for (request, shown_request, shown_response) in [
+        (1024u64, "1.00 KB", "10.00 KB"),
+        (10240, "10.00 KB", "100.00 KB"),
+    ] {
+        let bytes = model.bytes(&ntm::mpc::Workload::new(request, request * 10));
+        let row = mpc_part
+            .split(&format!("Testing with {shown_request} payload\n"))
+            .nth(1)
+            .unwrap();
+        let expected = format!(
+            "  Simulated request size: {shown_request}\n  Simulated response size: {shown_response}\n  \
+             Estimated MPC upload overhead: {}\n  Estimated MPC download overhead: {}\n",
+            ntm::report::units::format_bytes(bytes.upload_bytes),
+            ntm::report::units::format_bytes(bytes.download_bytes)
+        );
+        assert!(
+            row.starts_with(&expected),
+            "{shown_request} row:\n{row}\nexpected:\n{expected}"
+        );
+        // Tens of megabytes up for a kilobyte request: the order TLSNotary publishes.
+        assert!(bytes.upload_bytes > 20_000_000, "{bytes:?}");
+    }
     // The original's unit mistakes.
     assert!(!text.contains("25.01 MB"), "{text}");
     assert!(!text.contains("overhead: 400"), "{text}");
@@ -161,17 +161,13 @@ fn demo_json_has_exact_counts_and_estimates() {
         assert_eq!(e["request_bytes"], payload);
         assert_eq!(e["response_bytes"], payload * 10);
     }
-    let mib = 1024 * 1024u64;
-    assert_eq!(
-        estimates[0]["upload_bytes"],
-        25 * mib + 10 * mib + 400 * 1024
-    );
-    assert_eq!(estimates[0]["upload_bytes"], 37_109_760);
-    assert_eq!(
-        estimates[1]["upload_bytes"],
-        25 * mib + 100 * mib + 4000 * 1024
-    );
-    assert_eq!(doc["mpc"]["model"], "tlsn-faq");
+    let model = ntm::mpc::preset(ntm::mpc::DEFAULT_PRESET, ntm::mpc::Reveal::default()).unwrap();
+    for (e, request) in estimates.iter().zip([1024u64, 10240]) {
+        let bytes = model.bytes(&ntm::mpc::Workload::new(request, request * 10));
+        assert_eq!(e["upload_bytes"], bytes.upload_bytes);
+        assert_eq!(e["download_bytes"], bytes.download_bytes);
+    }
+    assert_eq!(doc["mpc"]["model"], ntm::mpc::DEFAULT_PRESET);
     assert!(doc["mpc"]["source"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(doc["server"]
         .as_str()

@@ -369,9 +369,7 @@ fn parse_message_sizes(s: &str) -> Result<(u32, u32), String> {
     let one = |part: &str| -> Result<u32, String> {
         let v = units::parse_size(part).map_err(|e| e.to_string())?;
         if v == 0 || v > 1 << 20 {
-            return Err(format!(
-                "invalid message size '{part}': use 1 byte to 1MB"
-            ));
+            return Err(format!("invalid message size '{part}': use 1 byte to 1MB"));
         }
         Ok(v as u32)
     };

@@ -1,6 +1,7 @@
 //! The demo (`ntm` with no command): the original tool, done right. Starts the built-in server,
 //! runs transfer tests (the server answers each payload with half its size), then prints the MPC
-//! estimate for each size with request = payload and response = 10 x payload.
+//! estimate of the default preset for each size with request = payload and response = 10 x
+//! payload.
 
 use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::args::DemoArgs;
 use super::write_json;
 use crate::measure::{self, TransferOptions, TransferSpec};
-use crate::mpc::FaqModel;
+use crate::mpc::{preset, Reveal, DEFAULT_PRESET};
 use crate::report::{demo, Format, RateUnit};
 use crate::server::{self, ServerConfig};
 
@@ -71,7 +72,7 @@ pub async fn run(
     let _ = server.await;
     let series = result?;
 
-    let model = FaqModel;
+    let model = preset(DEFAULT_PRESET, Reveal::default()).expect("the default preset exists");
     let rows = demo::mpc_rows(&model, &args.sizes, MPC_RESPONSE_FACTOR);
     let unit = args.output.units.unwrap_or(RateUnit::Bytes);
     match args.output.format {

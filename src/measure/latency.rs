@@ -242,7 +242,9 @@ fn request_response(
     let mut rtt = new_histogram();
     let depth = config.concurrency.max(1) as usize;
     // Send times of the requests in flight, oldest first.
-    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::with_capacity(depth)));
+    let sent_at = Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::with_capacity(depth),
+    ));
     // With several requests in flight, a writer thread sends them, so a large request that fills
     // the socket buffers never blocks the reading of responses (which would deadlock with a
     // server blocked writing its answer). One in flight needs no second thread.
@@ -253,7 +255,10 @@ fn request_response(
             let (times, request) = (sent_at.clone(), request.clone());
             let handle = std::thread::spawn(move || -> io::Result<()> {
                 for () in rx {
-                    times.lock().expect("send times lock").push_back(Instant::now());
+                    times
+                        .lock()
+                        .expect("send times lock")
+                        .push_back(Instant::now());
                     out.write_all(&request)?;
                 }
                 Ok(())
@@ -264,9 +269,14 @@ fn request_response(
         .map_err(|e| io_error(addr, "test", e))?;
     let send = |stream: &mut TcpStream| -> io::Result<()> {
         match &writer {
-            Some((tx, _)) => tx.send(()).map_err(|_| io::Error::other("the writer thread stopped")),
+            Some((tx, _)) => tx
+                .send(())
+                .map_err(|_| io::Error::other("the writer thread stopped")),
             None => {
-                sent_at.lock().expect("send times lock").push_back(Instant::now());
+                sent_at
+                    .lock()
+                    .expect("send times lock")
+                    .push_back(Instant::now());
                 stream.write_all(&request)
             }
         }

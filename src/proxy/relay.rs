@@ -167,7 +167,7 @@ pub(super) async fn serve(
         .lock()
         .expect("live connections lock")
         .insert(id, live.clone());
-    let _open = OpenGuard(&shared, id);
+    let open = OpenGuard(&shared, id);
     let recorder = Recorder {
         live,
         shared: shared.clone(),
@@ -195,6 +195,8 @@ pub(super) async fn serve(
                 .fetch_add(1, Ordering::Relaxed);
             warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
             let report = recorder.report(peer, None, format!("upstream failed: {e}"), id);
+            // Counted as closed before anyone hears it closed.
+            drop(open);
             let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
             return;
         }
@@ -209,8 +211,20 @@ pub(super) async fn serve(
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let (end, reset) = {
-        let up = pump(&mut client_read, &mut upstream_write, Dir::Up, &recorder, &shared);
-        let down = pump(&mut upstream_read, &mut client_write, Dir::Down, &recorder, &shared);
+        let up = pump(
+            &mut client_read,
+            &mut upstream_write,
+            Dir::Up,
+            &recorder,
+            &shared,
+        );
+        let down = pump(
+            &mut upstream_read,
+            &mut client_write,
+            Dir::Down,
+            &recorder,
+            &shared,
+        );
         tokio::pin!(up, down);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -248,6 +262,7 @@ pub(super) async fn serve(
     }
     debug!(id, client = %peer, end, "connection ended");
     let report = recorder.report(peer, Some(upstream_addr), end, id);
+    drop(open);
     let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
 }
 

@@ -94,6 +94,7 @@ pub fn write_text(
     writeln!(out, "MPC Communication Simulation")?;
     writeln!(out, "============================")?;
     writeln!(out, "Model: {} ({})", model.name(), model.source())?;
+    writeln!(out, "Sizes in binary units: 1 KB = 1024 B, 1 MB = 1024 KB.")?;
     for row in mpc {
         let (up, down) = overhead_ratios(&row.estimate, row.request_bytes, row.response_bytes);
         writeln!(out)?;
