@@ -44,6 +44,8 @@ pub enum Command {
     Latency(LatencyArgs),
     /// Relay TCP to an upstream, counting and timing every byte, optionally emulating a link.
     Proxy(Box<ProxyArgs>),
+    /// What an MPC protocol (TLSNotary by default) costs: estimate, replay over a link, sweep.
+    Mpc(Box<MpcArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +293,225 @@ fn parse_bin(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid bin '{s}': use 1ms to 1h"));
     }
     Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct MpcArgs {
+    #[command(subcommand)]
+    pub command: MpcCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MpcCommand {
+    /// Bytes, round trips and time of one session on a link, per phase, from the model.
+    Estimate(MpcEstimateArgs),
+    /// Send the protocol's traffic pattern over a real TCP connection to an ntm server.
+    Replay(MpcReplayArgs),
+    /// Total time over a grid of rates and RTTs.
+    Sweep(MpcSweepArgs),
+}
+
+/// Which protocol, and for what traffic.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// A built-in protocol: tlsn-mpc (default), tlsn-proxy, tlsn-alpha14, tlsn-alpha13,
+    /// tlsn-alpha12, tlsn-faq.
+    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
+    pub protocol: Option<String>,
+    /// For tlsn-mpc and tlsn-proxy: reveal the response fully, or keep parts of it private.
+    #[arg(long, value_name = "full|redacted", default_value = "redacted", value_parser = parse_reveal)]
+    pub reveal: crate::mpc::Reveal,
+    /// A protocol described in a TOML file (see protocols/ for templates).
+    #[arg(long, value_name = "FILE", conflicts_with = "protocol")]
+    pub protocol_file: Option<std::path::PathBuf>,
+    /// Bytes of the plain request the Prover sends.
+    #[arg(long, value_name = "SIZE", default_value = "1KB", value_parser = units::parse_size)]
+    pub sent: u64,
+    /// Bytes of the plain response the Prover receives.
+    #[arg(long, value_name = "SIZE", default_value = "10KB", value_parser = units::parse_size)]
+    pub recv: u64,
+    /// The request limit the protocol preprocesses for (default: the request itself).
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    pub max_sent: Option<u64>,
+    /// The response limit the protocol preprocesses for (default: the response itself).
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    pub max_recv: Option<u64>,
+}
+
+/// The link to estimate for: a rate and RTT, a profile, or a measurement.
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// Rate both ways, e.g. 20Mbit (with --rtt).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate: Option<u64>,
+    /// Upload rate (with --rtt).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate_up: Option<u64>,
+    /// Download rate (with --rtt).
+    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    pub rate_down: Option<u64>,
+    /// Round-trip time.
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub rtt: Option<Duration>,
+    /// A named link, as the proxy's: lan, fiber, cable, 5g, 4g, 3g, satellite.
+    #[arg(long, value_name = "NAME", value_parser = parse_profile, conflicts_with_all = ["rate", "rate_up", "rate_down", "rtt"])]
+    pub profile: Option<&'static crate::proxy::link::Profile>,
+    /// Measure the link to this ntm server first (2 s each way and a latency test).
+    #[arg(long, value_name = "ADDR", value_parser = parse_target, conflicts_with_all = ["rate", "rate_up", "rate_down", "rtt", "profile"])]
+    pub measure: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MpcEstimateArgs {
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    #[command(flatten)]
+    pub link: LinkArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct MpcReplayArgs {
+    /// The ntm server to replay against, HOST:PORT.
+    #[arg(value_name = "ADDR", value_parser = parse_target)]
+    pub addr: String,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    /// Emulate this link with an in-process shaping proxy (no root needed).
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    pub via_profile: Option<&'static crate::proxy::link::Profile>,
+    /// Emulate the link given by --rate/--rtt (or --profile) with an in-process shaping proxy.
+    #[arg(long, conflicts_with_all = ["via_profile", "measure"])]
+    pub emulate: bool,
+    /// Multiply every byte count by F (e.g. 0.05 for a quick check); round trips stay.
+    #[arg(long, value_name = "F", default_value = "1", value_parser = parse_scale)]
+    pub scale: f64,
+    /// Leave the compute (idle) time out.
+    #[arg(long)]
+    pub no_compute: bool,
+    /// The link the prediction is for (default: the --via-profile link, else measured).
+    #[command(flatten)]
+    pub link: LinkArgs,
+    /// Give up connecting after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
+    /// Give up when the server makes no progress for this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct MpcSweepArgs {
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
+    /// Rates: a range LOW..HIGH (log-spaced over --steps) or a list, e.g. 5Mbit..1Gbit.
+    #[arg(long = "rate", value_name = "RANGE|LIST", default_value = "5Mbit..1Gbit", value_parser = parse_rate_grid)]
+    pub rates: Grid<u64>,
+    /// RTTs: a range LOW..HIGH or a list, e.g. 10ms..200ms.
+    #[arg(long = "rtt", value_name = "RANGE|LIST", default_value = "10ms..200ms", value_parser = parse_rtt_grid)]
+    pub rtts: Grid<Duration>,
+    /// Points per range.
+    #[arg(long, value_name = "N", default_value = "8", value_parser = parse_steps)]
+    pub steps: u64,
+    /// Mark where the total time crosses this budget.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub budget: Option<Duration>,
+    /// Draw a heatmap of the total time (with the budget contour) to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = SweepFormat::Text)]
+    pub format: SweepFormat,
+}
+
+/// Output of `mpc sweep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SweepFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+/// Grid axis values: a range to split, or a list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grid<T> {
+    Range(T, T),
+    List(Vec<T>),
+}
+
+fn parse_grid<T: PartialOrd + Copy>(
+    s: &str,
+    one: impl Fn(&str) -> Result<T, String>,
+    what: &str,
+) -> Result<Grid<T>, String> {
+    if let Some((lo, hi)) = s.split_once("..") {
+        let (lo, hi) = (one(lo)?, one(hi)?);
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+            return Err(format!(
+                "invalid {what} range '{s}': the low end must be below the high end"
+            ));
+        }
+        return Ok(Grid::Range(lo, hi));
+    }
+    let list = s
+        .split(',')
+        .map(|p| one(p.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Grid::List(list))
+}
+
+fn parse_rate_grid(s: &str) -> Result<Grid<u64>, String> {
+    parse_grid(
+        s,
+        |p| units::parse_rate_bps(p).map_err(|e| e.to_string()),
+        "rate",
+    )
+}
+
+fn parse_rtt_grid(s: &str) -> Result<Grid<Duration>, String> {
+    parse_grid(
+        s,
+        |p| {
+            let d = units::parse_duration(p).map_err(|e| e.to_string())?;
+            if d > Duration::from_secs(60) {
+                return Err(format!("invalid RTT '{p}': at most 60s"));
+            }
+            Ok(d)
+        },
+        "RTT",
+    )
+}
+
+fn parse_steps(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 2, 100)
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    let v = units::parse_ratio(s, 0.0, 1.0).map_err(|e| e.to_string())?;
+    if v <= 0.0 {
+        return Err(format!(
+            "invalid scale '{s}': use a number above 0, at most 1, e.g. 0.05"
+        ));
+    }
+    Ok(v)
+}
+
+fn parse_reveal(s: &str) -> Result<crate::mpc::Reveal, String> {
+    s.parse()
+}
+
+fn parse_preset(s: &str) -> Result<String, String> {
+    let known: Vec<&str> = crate::mpc::PRESETS.iter().map(|p| p.name).collect();
+    if known.iter().any(|k| k.eq_ignore_ascii_case(s)) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "unknown protocol '{s}': use one of {}, or --protocol-file FILE",
+            known.join(", ")
+        ))
+    }
 }
 
 /// `--format` and `--units`.

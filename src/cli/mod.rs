@@ -5,6 +5,7 @@ pub mod args;
 mod demo;
 mod latency;
 mod measure;
+mod mpc;
 mod proxy;
 mod serve;
 mod tui;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Some(Command::Measure(args)) => measure::run(*args, &mut out, shutdown).await?,
         Some(Command::Latency(args)) => latency::run(args, &mut out, shutdown).await?,
         Some(Command::Proxy(args)) => proxy::run(*args, &mut out, shutdown).await?,
+        Some(Command::Mpc(args)) => mpc::run(*args, &mut out).await?,
     }
     out.flush()?;
     Ok(())

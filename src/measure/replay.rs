@@ -33,6 +33,9 @@ pub struct ReplayOutcome {
     /// Bytes of the control protocol (hello, request, frames) on the same connection, which a
     /// proxy counts on top of the pattern: (up, down).
     pub control_bytes: (u64, u64),
+    /// Of the control bytes down, those of the final results frame (which rides on the last
+    /// answer's flight).
+    pub results_frame_bytes: u64,
     /// Round trips of the control protocol on top of the pattern: the request and its answer
     /// (the final results ride on the last exchange's answer).
     pub control_round_trips: u64,
@@ -108,7 +111,8 @@ pub async fn replay(
     }
     let elapsed = started.elapsed();
     let results = conn.expect_frame().await.map_err(fail("results"))?;
-    control_down += frame::encode(&results).len() as u64;
+    let results_frame_bytes = frame::encode(&results).len() as u64;
+    control_down += results_frame_bytes;
     match results {
         Message::ReplayResults { phases: counts } => {
             for (p, c) in phases.iter_mut().zip(counts) {
@@ -122,6 +126,7 @@ pub async fn replay(
         phases,
         elapsed,
         control_bytes: (control_up, control_down),
+        results_frame_bytes,
         control_round_trips: 1,
     })
 }

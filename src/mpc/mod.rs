@@ -81,6 +81,8 @@ mod fit;
 mod formula;
 mod presets;
 mod protocol;
+pub mod replay;
+pub mod sweep;
 
 pub use data::{Measured, Release};
 pub use faq::FaqModel;

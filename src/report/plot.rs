@@ -207,3 +207,120 @@ pub fn proxy_svg(
         None,
     )
 }
+
+/// The total time over a rate x RTT grid as a heatmap (log axes; green is fast, red slow), with
+/// the budget's frontier (the lowest rate within budget at each RTT) drawn as a line.
+pub fn sweep_svg(
+    path: &Path,
+    protocol: &str,
+    sweep: &crate::mpc::sweep::Sweep,
+    budget: Option<f64>,
+) -> Result<(), PlotError> {
+    let (rates, rtts) = (&sweep.rates_bps, &sweep.rtts_seconds);
+    if rates.is_empty() || rtts.is_empty() {
+        return Err(plot_error(path, "the grid is empty"));
+    }
+    // Cell edges: geometric midpoints between grid values, extended half a step outside.
+    let edges = |v: &[f64]| -> Vec<f64> {
+        let mut sorted = v.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let step = |i: usize, j: usize| (sorted[j] / sorted[i]).sqrt();
+        let mut e = Vec::with_capacity(n + 1);
+        e.push(if n > 1 {
+            sorted[0] / step(0, 1)
+        } else {
+            sorted[0] / 1.5
+        });
+        e.extend(sorted.windows(2).map(|w| (w[0] * w[1]).sqrt()));
+        e.push(if n > 1 {
+            sorted[n - 1] * step(n - 2, n - 1)
+        } else {
+            sorted[0] * 1.5
+        });
+        e
+    };
+    let (x_edges, y_edges) = (edges(rates), edges(rtts));
+    let to_mbit = 1e-6;
+    let to_ms = 1e3;
+    let times: Vec<f64> = sweep
+        .rows
+        .iter()
+        .flatten()
+        .map(|c| c.seconds.max(1e-9))
+        .collect();
+    let (t_min, t_max) = times
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    let color = |t: f64| {
+        let f = if t_max > t_min {
+            (t.max(1e-9).ln() - t_min.ln()) / (t_max.ln() - t_min.ln())
+        } else {
+            0.0
+        };
+        // 120 degrees (green) for the fastest down to 0 (red) for the slowest.
+        HSLColor((1.0 - f) / 3.0, 0.75, 0.5)
+    };
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+    let title = format!(
+        "{protocol}: session time, {} to {}{}",
+        format_duration_secs(t_min),
+        format_duration_secs(t_max),
+        budget.map_or(String::new(), |b| format!(
+            " (line: {} budget)",
+            format_duration_secs(b)
+        ))
+    );
+    let x_range = (x_edges[0] * to_mbit)..(x_edges[x_edges.len() - 1] * to_mbit);
+    let y_range = (y_edges[0] * to_ms)..(y_edges[y_edges.len() - 1] * to_ms);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_range.log_scale(), y_range.log_scale())
+        .map_err(|e| plot_error(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("rate both ways (Mbit/s)")
+        .y_desc("RTT (ms)")
+        .disable_mesh()
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    let mut sorted_rates: Vec<(usize, f64)> = rates.iter().copied().enumerate().collect();
+    sorted_rates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut sorted_rtts: Vec<(usize, f64)> = rtts.iter().copied().enumerate().collect();
+    sorted_rtts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut cells = Vec::new();
+    for (yi, &(r, _)) in sorted_rtts.iter().enumerate() {
+        for (xi, &(c, _)) in sorted_rates.iter().enumerate() {
+            let cell = &sweep.rows[r][c];
+            cells.push(Rectangle::new(
+                [
+                    (x_edges[xi] * to_mbit, y_edges[yi] * to_ms),
+                    (x_edges[xi + 1] * to_mbit, y_edges[yi + 1] * to_ms),
+                ],
+                color(cell.seconds).filled(),
+            ));
+        }
+    }
+    chart.draw_series(cells).map_err(|e| plot_error(path, e))?;
+    if let Some(b) = budget {
+        let frontier: Vec<(f64, f64)> = sweep
+            .budget_frontier(b)
+            .into_iter()
+            .zip(rtts)
+            .filter_map(|(rate, &rtt)| rate.map(|r| (r * to_mbit, rtt * to_ms)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(frontier, BLACK.stroke_width(3)))
+            .map_err(|e| plot_error(path, e))?;
+    }
+    root.present().map_err(|e| plot_error(path, e))?;
+    Ok(())
+}
+
+fn format_duration_secs(s: f64) -> String {
+    crate::report::units::format_duration(std::time::Duration::from_secs_f64(s.max(0.0)))
+}
