@@ -309,13 +309,15 @@ pub enum MpcCommand {
     Replay(MpcReplayArgs),
     /// Total time over a grid of rates and RTTs.
     Sweep(MpcSweepArgs),
+    /// The built-in protocols, with their sources and dates.
+    Presets,
 }
 
 /// Which protocol, and for what traffic.
 #[derive(Debug, Args)]
 pub struct ProtocolArgs {
     /// A built-in protocol: tlsn-mpc (default), tlsn-proxy, tlsn-alpha14, tlsn-alpha13,
-    /// tlsn-alpha12, tlsn-faq.
+    /// tlsn-alpha12, tlsn-faq (`ntm mpc presets` lists their sources).
     #[arg(long, value_name = "NAME", value_parser = parse_preset)]
     pub protocol: Option<String>,
     /// For tlsn-mpc and tlsn-proxy: reveal the response fully, or keep parts of it private.

@@ -25,6 +25,23 @@ pub async fn run(args: MpcArgs, out: &mut impl Write) -> anyhow::Result<()> {
         MpcCommand::Estimate(a) => estimate(a, out).await,
         MpcCommand::Sweep(a) => sweep(a, out),
         MpcCommand::Replay(a) => replay(a, out).await,
+        MpcCommand::Presets => {
+            for p in mpc::PRESETS {
+                let default = if p.name == mpc::DEFAULT_PRESET {
+                    " (default)"
+                } else {
+                    ""
+                };
+                let reveal = if p.takes_reveal {
+                    "; --reveal full|redacted"
+                } else {
+                    ""
+                };
+                writeln!(out, "{}{default}: {}{reveal}", p.name, p.about)?;
+                writeln!(out, "    source: {}", p.source)?;
+            }
+            Ok(())
+        }
     }
 }
 
