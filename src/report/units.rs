@@ -100,6 +100,13 @@ pub enum UnitError {
 
 /// Parses a size in bytes, from 0 to [`MAX_SIZE`]: `512`, `10K`, `10KB`, `10KiB`, `1.5M`, `2G`.
 /// All suffixes are binary and case-insensitive; fractions round to the nearest byte.
+///
+/// ```
+/// use ntm::report::units::parse_size;
+/// assert_eq!(parse_size("10KB"), Ok(10 * 1024));
+/// assert_eq!(parse_size("1.5M"), Ok(1_572_864));
+/// assert!(parse_size("10XB").unwrap_err().to_string().contains("'10XB'"));
+/// ```
 pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let (input, bytes) = parse_quantity(s, Quantity::Size, size_bytes)?;
     let bytes = bytes.round();
@@ -275,6 +282,12 @@ fn rate_bps(s: &str) -> Option<f64> {
 }
 
 /// Formats a byte count with two decimals in binary units: "512.00 B", "1.00 KB", "1.50 GB".
+///
+/// ```
+/// use ntm::report::units::format_bytes;
+/// assert_eq!(format_bytes(512), "512.00 B");
+/// assert_eq!(format_bytes(35_400_000), "33.76 MB");
+/// ```
 pub fn format_bytes(bytes: u64) -> String {
     format_bytes_f64(bytes as f64)
 }
