@@ -35,26 +35,20 @@
 # Usage: [RUNS=N] [DURATION=S] [SERVER_CPU=LIST] [CLIENT_CPU=LIST] bench/latency.sh
 #        (from any directory)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS="${RUNS:-5}"
 DURATION="${DURATION:-5}"
-if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 1 )); then
-    echo "RUNS must be an integer >= 1 (got '$RUNS')" >&2
-    exit 2
-fi
-if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || (( DURATION < 1 )); then
-    echo "DURATION must be a whole number of seconds >= 1 (got '$DURATION')" >&2
-    exit 2
-fi
+require_whole_number RUNS 1 "an integer"
+require_whole_number DURATION 1 "a whole number of seconds"
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd_repo_root
 
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-command -v sockperf >/dev/null || { apt-get update && apt-get install -y sockperf; }
+require_command python3
+ensure_packages sockperf
 
-cargo build --release
-NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
-[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+build_ntm
 
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -73,62 +67,16 @@ else
     SP_NOTE="this sockperf has no --full-rtt and prints HALF the round trip: its p50 is doubled here"
 fi
 
-WORK="$(mktemp -d)"
-NTM_PID=""
-SP_PID=""
+make_workdir
 
-cleanup() {
-    local pid
-    for pid in "$NTM_PID" "$SP_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+free_port NTM_PORT
+free_port SP_PORT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+start_server ntm-server "$NTM_PORT" "${SERVER_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$NTM_PORT"
+start_server sockperf-server "$SP_PORT" "${SERVER_PIN[@]}" sockperf server --tcp -i 127.0.0.1 -p "$SP_PORT"
 
-# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
-wait_listening() {
-    local pid="$1" port="$2" log="$3" i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "server on port $port exited early; its log:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "server on port $port is not listening after 10 s; its log:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-NTM_PORT="$(free_port)"
-SP_PORT="$(free_port)"
-while [[ "$SP_PORT" == "$NTM_PORT" ]]; do SP_PORT="$(free_port)"; done
-
-"${SERVER_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$NTM_PORT" >"$WORK/ntm-server.log" 2>&1 &
-NTM_PID=$!
-"${SERVER_PIN[@]}" sockperf server --tcp -i 127.0.0.1 -p "$SP_PORT" >"$WORK/sockperf-server.log" 2>&1 &
-SP_PID=$!
-wait_listening "$NTM_PID" "$NTM_PORT" "$WORK/ntm-server.log"
-wait_listening "$SP_PID" "$SP_PORT" "$WORK/sockperf-server.log"
-
-echo "# ntm vs sockperf, 64 B request/response over loopback, ${DURATION} s per run, $RUNS runs each, alternating"
-echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "# $(sockperf --version 2>&1 | head -1 || true)"
-echo "# $("$NTM" --version)"
+print_header "ntm vs sockperf, 64 B request/response over loopback, ${DURATION} s per run, $RUNS runs each, alternating" \
+    "$(sockperf --version 2>&1 | head -1 || true)"
 echo "# RTT: full round trip, microseconds; $SP_NOTE"
 echo "# pinning: servers ${SERVER_CPU:-not pinned}, clients ${CLIENT_CPU:-not pinned}"
 
@@ -187,18 +135,16 @@ print(f"run {run}  sockperf  p50 {p50:8.2f} us  p99 {p99:8.2f} us  "
 EOF
 done
 
-python3 - "$WORK/ntm.rec" "$WORK/sockperf.rec" <<'EOF'
-import statistics, sys
+python_stats "$WORK/ntm.rec" "$WORK/sockperf.rec" <<'EOF'
 def load(path):
     rows = [tuple(map(float, line.split())) for line in open(path)]
     return [r[0] for r in rows], [r[1] for r in rows]
 ntm_rtt, ntm_tps = load(sys.argv[1])
 sp_rtt, sp_tps = load(sys.argv[2])
-med = statistics.median
-print(f"median ntm:      p50 RTT {med(ntm_rtt):8.2f} us (min {min(ntm_rtt):.2f}, max {max(ntm_rtt):.2f})"
-      f"  {med(ntm_tps):9.0f} transactions/s (min {min(ntm_tps):.0f}, max {max(ntm_tps):.0f})")
-print(f"median sockperf: p50 RTT {med(sp_rtt):8.2f} us (min {min(sp_rtt):.2f}, max {max(sp_rtt):.2f})"
-      f"  {med(sp_tps):9.0f} transactions/s (min {min(sp_tps):.0f}, max {max(sp_tps):.0f})")
+print(f"median ntm:      p50 RTT {med(ntm_rtt):8.2f} us {rng(ntm_rtt, '{:.2f}')}"
+      f"  {med(ntm_tps):9.0f} transactions/s {rng(ntm_tps, '{:.0f}')}")
+print(f"median sockperf: p50 RTT {med(sp_rtt):8.2f} us {rng(sp_rtt, '{:.2f}')}"
+      f"  {med(sp_tps):9.0f} transactions/s {rng(sp_tps, '{:.0f}')}")
 print(f"ratio ntm/sockperf p50 full RTT (median us; target <= 1.1): {med(ntm_rtt) / med(sp_rtt):.2f}")
 print(f"ratio ntm/sockperf transactions per second (median; target >= 0.9): {med(ntm_tps) / med(sp_tps):.2f}")
 EOF

@@ -47,6 +47,8 @@
 #
 # Usage: [RUNS=N] [DURATION=S] [PIN=0|1] [PIN_CPU=N] bench/proxy.sh      (from any directory)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-10}"
@@ -57,34 +59,19 @@ SHAPE_SECONDS=5
 DELAY_COUNT=200
 RATES_MBIT=(1 10 100 1000)
 DELAYS_MS=(5 25 100)
-if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 1 )); then
-    echo "RUNS must be an integer >= 1 (got '$RUNS')" >&2
-    exit 2
-fi
-if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || (( DURATION < 1 )); then
-    echo "DURATION must be a whole number of seconds >= 1 (got '$DURATION')" >&2
-    exit 2
-fi
+require_whole_number RUNS 1 "an integer"
+require_whole_number DURATION 1 "a whole number of seconds"
 if [[ "$PIN" != 0 && "$PIN" != 1 ]]; then
     echo "PIN must be 0 or 1 (got '$PIN')" >&2
     exit 2
 fi
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd_repo_root
 
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-MISSING=()
-command -v iperf3 >/dev/null || MISSING+=(iperf3)
-command -v haproxy >/dev/null || MISSING+=(haproxy)
-command -v socat >/dev/null || MISSING+=(socat)
-command -v taskset >/dev/null || MISSING+=(util-linux)
-if (( ${#MISSING[@]} )); then
-    apt-get update && apt-get install -y "${MISSING[@]}"
-fi
+require_command python3
+ensure_packages iperf3 haproxy socat taskset=util-linux
 
-cargo build --release
-NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
-[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+build_ntm
 
 LAT_PIN=()
 if [[ "$PIN" == 1 ]]; then
@@ -94,102 +81,35 @@ else
     PIN_NOTE="PIN=0: nothing pinned, the scheduler picks the regime"
 fi
 
-WORK="$(mktemp -d)"
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-        [[ "$USED_PORTS" == *" $p "* ]] || break
-    done
-    USED_PORTS+="$p "
-    echo "$p"
-}
-
-# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
-wait_listening() {
-    local pid="$1" port="$2" log="$3" i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "server on port $port exited early; its log:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "server on port $port is not listening after 10 s; its log:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-# start NAME PORT CMD...: starts CMD in the background (log in $WORK/NAME.log), waits until
-# it listens on PORT, and sets LAST_PID.
-start() {
-    local name="$1" port="$2"
-    shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    wait_listening "$LAST_PID" "$port" "$WORK/$name.log"
-}
-
-# CPU time (user+system, in clock ticks) used so far by process $1, all threads, plus its
-# children that it has waited for (socat forks one per connection).
-cpu_ticks() {
-    local stat
-    stat="$(<"/proc/$1/stat")"
-    stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
-    local -a f
-    read -ra f <<<"$stat"
-    echo $((f[11] + f[12] + f[13] + f[14])) # fields 14-17: utime, stime, cutime, cstime
-}
+make_workdir
 TICKS="$(getconf CLK_TCK)"
 
 # ---- servers and proxies -------------------------------------------------------------------
-IPERF_PORT="$(free_port)"
-start iperf3-server "$IPERF_PORT" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+free_port IPERF_PORT
+start_server iperf3-server "$IPERF_PORT" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
 
 # Throughput proxies, in front of iperf3 -s.
-T_NTM_PORT="$(free_port)"
-start ntm-proxy-iperf "$T_NTM_PORT" "$NTM" proxy --listen "127.0.0.1:$T_NTM_PORT" \
+free_port T_NTM_PORT
+start_server ntm-proxy-iperf "$T_NTM_PORT" "$NTM" proxy --listen "127.0.0.1:$T_NTM_PORT" \
     --upstream "127.0.0.1:$IPERF_PORT"
 T_NTM_PID="$LAST_PID"
-T_SOCAT_PORT="$(free_port)"
-start socat "$T_SOCAT_PORT" socat "TCP-LISTEN:$T_SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" \
+free_port T_SOCAT_PORT
+start_server socat "$T_SOCAT_PORT" socat "TCP-LISTEN:$T_SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" \
     "TCP:127.0.0.1:$IPERF_PORT"
 T_SOCAT_PID="$LAST_PID"
 
 # Latency section: its own server and proxies, pinned if PIN=1.
-L_SERVE_PORT="$(free_port)"
-start ntm-serve-latency "$L_SERVE_PORT" "${LAT_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$L_SERVE_PORT"
-L_NTM_PORT="$(free_port)"
-start ntm-proxy-latency "$L_NTM_PORT" "${LAT_PIN[@]}" "$NTM" proxy --listen "127.0.0.1:$L_NTM_PORT" \
+free_port L_SERVE_PORT
+start_server ntm-serve-latency "$L_SERVE_PORT" "${LAT_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$L_SERVE_PORT"
+free_port L_NTM_PORT
+start_server ntm-proxy-latency "$L_NTM_PORT" "${LAT_PIN[@]}" "$NTM" proxy --listen "127.0.0.1:$L_NTM_PORT" \
     --upstream "127.0.0.1:$L_SERVE_PORT"
 
 # haproxy: one process, two listen sections (throughput to iperf3, latency to ntm serve).
 # Pinned with the latency section when PIN=1 (throughput then runs through a pinned haproxy,
 # so PIN=1 is for latency figures only).
-T_HAP_PORT="$(free_port)"
-L_HAP_PORT="$(free_port)"
+free_port T_HAP_PORT
+free_port L_HAP_PORT
 cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 2
@@ -209,34 +129,30 @@ listen latency
     bind 127.0.0.1:$L_HAP_PORT
     server ntm 127.0.0.1:$L_SERVE_PORT
 EOF
-"${LAT_PIN[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-HAP_PID=$!
-PIDS+=("$HAP_PID")
-wait_listening "$HAP_PID" "$T_HAP_PORT" "$WORK/haproxy.log"
+start_server haproxy "$T_HAP_PORT" "${LAT_PIN[@]}" haproxy -db -f "$WORK/haproxy.cfg"
+HAP_PID="$LAST_PID"
 wait_listening "$HAP_PID" "$L_HAP_PORT" "$WORK/haproxy.log"
 
 # Shaping sections: an unpinned server, one proxy per rate, one per delay, one unshaped.
-S_SERVE_PORT="$(free_port)"
-start ntm-serve-shaping "$S_SERVE_PORT" "$NTM" serve --listen "127.0.0.1:$S_SERVE_PORT"
+free_port S_SERVE_PORT
+start_server ntm-serve-shaping "$S_SERVE_PORT" "$NTM" serve --listen "127.0.0.1:$S_SERVE_PORT"
 declare -A RATE_PORT DELAY_PORT
 for r in "${RATES_MBIT[@]}"; do
-    RATE_PORT[$r]="$(free_port)"
-    start "ntm-proxy-rate-$r" "${RATE_PORT[$r]}" "$NTM" proxy --listen "127.0.0.1:${RATE_PORT[$r]}" \
+    free_port "RATE_PORT[$r]"
+    start_server "ntm-proxy-rate-$r" "${RATE_PORT[$r]}" "$NTM" proxy --listen "127.0.0.1:${RATE_PORT[$r]}" \
         --upstream "127.0.0.1:$S_SERVE_PORT" --rate "${r}Mbit"
 done
 for d in "${DELAYS_MS[@]}"; do
-    DELAY_PORT[$d]="$(free_port)"
-    start "ntm-proxy-delay-$d" "${DELAY_PORT[$d]}" "$NTM" proxy --listen "127.0.0.1:${DELAY_PORT[$d]}" \
+    free_port "DELAY_PORT[$d]"
+    start_server "ntm-proxy-delay-$d" "${DELAY_PORT[$d]}" "$NTM" proxy --listen "127.0.0.1:${DELAY_PORT[$d]}" \
         --upstream "127.0.0.1:$S_SERVE_PORT" --delay "${d}ms"
 done
-S_REF_PORT="$(free_port)"
-start ntm-proxy-ref "$S_REF_PORT" "$NTM" proxy --listen "127.0.0.1:$S_REF_PORT" \
+free_port S_REF_PORT
+start_server ntm-proxy-ref "$S_REF_PORT" "$NTM" proxy --listen "127.0.0.1:$S_REF_PORT" \
     --upstream "127.0.0.1:$S_SERVE_PORT"
 
-echo "# ntm proxy vs haproxy vs socat, and ntm proxy shaping accuracy, loopback, $RUNS runs, alternating"
-echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "# $(iperf3 --version | head -1); $(haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3); $(socat -V 2>&1 | grep -m1 'socat version' | cut -d' ' -f1-3)"
-echo "# $("$NTM" --version)"
+print_header "ntm proxy vs haproxy vs socat, and ntm proxy shaping accuracy, loopback, $RUNS runs, alternating" \
+    "$(iperf3 --version | head -1); $(haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3); $(socat -V 2>&1 | grep -m1 'socat version' | cut -d' ' -f1-3)"
 echo "# throughput: iperf3 -t $DURATION, 1 stream, end.sum_received, Gbit/s (1e9 bit/s); proxy cpu: user+system s per GB received"
 echo "# latency: ntm latency -t $LAT_SECONDS --size 64, rtt_us.p50 (full RTT, us); $PIN_NOTE"
 echo "# shaping: ntm measure -t $SHAPE_SECONDS -O 1 (first second omitted; -w 32KB below 10 Mbit/s); delay: ntm latency -n $DELAY_COUNT, p50 - 2 x delay"
@@ -263,12 +179,12 @@ for ((run = 1; run <= RUNS; run++)); do
             socat) port="$T_SOCAT_PORT"; pid="$T_SOCAT_PID" ;;
         esac
         before=0
-        [[ -n "$pid" ]] && before="$(cpu_ticks "$pid")"
+        [[ -n "$pid" ]] && before="$(cpu_ticks_with_children "$pid")"
         iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J >"$WORK/out" 2>"$WORK/err" \
             || fail "iperf3 through $path" "$run"
         sleep 0.2 # let socat reap its per-connection children, so their CPU is counted
         ticks=-1
-        [[ -n "$pid" ]] && ticks=$(($(cpu_ticks "$pid") - before))
+        [[ -n "$pid" ]] && ticks=$(($(cpu_ticks_with_children "$pid") - before))
         python3 - "$run" "$path" "$WORK/out" "$ticks" "$TICKS" "$REC" <<'EOF'
 import json, sys
 run, path, out, ticks, hz, rec = sys.argv[1:]
@@ -381,9 +297,7 @@ done
 
 # ---- summary and ratios --------------------------------------------------------------------
 echo
-python3 - "$REC" "$PIN_NOTE" <<'EOF'
-import math, statistics, sys
-med = statistics.median
+python_stats "$REC" "$PIN_NOTE" <<'EOF'
 tput, tcpu, lat, added, rate, delay, delay_err = {}, {}, {}, {}, {}, {}, {}
 for line in open(sys.argv[1]):
     f = line.split()
@@ -401,9 +315,6 @@ for line in open(sys.argv[1]):
     elif kind == "delay":
         delay.setdefault(int(key), []).append(float(f[3]))
         delay_err.setdefault(int(key), []).append(float(f[4]))
-
-def rng(v, fmt):
-    return f"(min {fmt.format(min(v))}, max {fmt.format(max(v))})"
 
 print("## summary (medians over runs)")
 print("unshaped throughput, iperf3 1 stream:")

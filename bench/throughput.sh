@@ -38,81 +38,25 @@
 #
 # Usage: [RUNS=N] [DURATION=S] bench/throughput.sh      (from any directory)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-10}"
-if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 1 )); then
-    echo "RUNS must be an integer >= 1 (got '$RUNS')" >&2
-    exit 2
-fi
-if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || (( DURATION < 1 )); then
-    echo "DURATION must be a whole number of seconds >= 1 (got '$DURATION')" >&2
-    exit 2
-fi
+require_whole_number RUNS 1 "an integer"
+require_whole_number DURATION 1 "a whole number of seconds"
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd_repo_root
 
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-command -v iperf3 >/dev/null || { apt-get update && apt-get install -y iperf3; }
+require_command python3
 # The CPU-per-GB ratio needs the client's CPU time; Debian's "time" package has /usr/bin/time.
-[[ -x /usr/bin/time ]] || { apt-get update && apt-get install -y time; }
+ensure_packages iperf3 /usr/bin/time=time
 TIME=/usr/bin/time
 TICKS="$(getconf CLK_TCK)"
 
-cargo build --release
-NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
-[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+build_ntm
 
-WORK="$(mktemp -d)"
-NTM_PID=""
-IPERF_PID=""
-
-cleanup() {
-    local pid
-    for pid in "$NTM_PID" "$IPERF_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
-wait_listening() {
-    local pid="$1" port="$2" log="$3" i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "server on port $port exited early; its log:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "server on port $port is not listening after 10 s; its log:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-# CPU time (user+system, in clock ticks) used so far by process $1, all threads.
-cpu_ticks() {
-    local stat
-    stat="$(<"/proc/$1/stat")"
-    stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
-    local -a f
-    read -ra f <<<"$stat"
-    echo $((f[11] + f[12])) # fields 14 (utime) and 15 (stime)
-}
+make_workdir
 
 # Runs one client: run_one TOOL STREAMS RUN. Appends a record to $WORK/records and prints
 # the run's line.
@@ -170,21 +114,10 @@ EOF
     echo "$line"
 }
 
-NTM_PORT="$(free_port)"
-IPERF_PORT="$(free_port)"
-while [[ "$IPERF_PORT" == "$NTM_PORT" ]]; do IPERF_PORT="$(free_port)"; done
+start_ntm_and_iperf3_servers
 
-"$NTM" serve --listen "127.0.0.1:$NTM_PORT" >"$WORK/ntm-server.log" 2>&1 &
-NTM_PID=$!
-iperf3 -s -p "$IPERF_PORT" >"$WORK/iperf3-server.log" 2>&1 &
-IPERF_PID=$!
-wait_listening "$NTM_PID" "$NTM_PORT" "$WORK/ntm-server.log"
-wait_listening "$IPERF_PID" "$IPERF_PORT" "$WORK/iperf3-server.log"
-
-echo "# ntm vs iperf3, loopback throughput, ${DURATION} s per run, 1 and 4 streams, $RUNS runs each, alternating"
-echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "# $(iperf3 --version | head -1)"
-echo "# $("$NTM" --version)"
+print_header "ntm vs iperf3, loopback throughput, ${DURATION} s per run, 1 and 4 streams, $RUNS runs each, alternating" \
+    "$(iperf3 --version | head -1)"
 echo "# rates: end.sum_received, Gbit/s (1e9 bit/s); GB = 1e9 bytes received; cpu: user+system seconds"
 
 : >"$WORK/records"
@@ -196,8 +129,7 @@ for ((run = 1; run <= RUNS; run++)); do
     done
 done
 
-python3 - "$WORK/records" <<'EOF'
-import statistics, sys
+python_stats "$WORK/records" <<'EOF'
 rates, cpu_per_gb = {}, {}
 for line in open(sys.argv[1]):
     tool, streams, gbps, nbytes, cpu = line.split()
@@ -205,12 +137,11 @@ for line in open(sys.argv[1]):
     rates.setdefault(key, []).append(float(gbps))
     cpu_per_gb.setdefault(key, []).append(float(cpu) / (int(nbytes) / 1e9))
 
-med = statistics.median
 for streams in (1, 4):
     for tool in ("ntm", "iperf3"):
         r, c = rates[(tool, streams)], cpu_per_gb[(tool, streams)]
-        print(f"median {streams} stream(s) {tool:<6} {med(r):7.2f} Gbit/s (min {min(r):.2f}, max {max(r):.2f})"
-              f"  {med(c):6.3f} cpu-s/GB (min {min(c):.3f}, max {max(c):.3f})")
+        print(f"median {streams} stream(s) {tool:<6} {med(r):7.2f} Gbit/s {rng(r, '{:.2f}')}"
+              f"  {med(c):6.3f} cpu-s/GB {rng(c, '{:.3f}')}")
 for streams in (1, 4):
     print(f"info: ratio ntm/iperf3 cpu-s/GB, {streams} stream(s) only (median): "
           f"{med(cpu_per_gb[('ntm', streams)]) / med(cpu_per_gb[('iperf3', streams)]):.2f}")

@@ -25,76 +25,24 @@
 #
 # Usage: [RUNS=N] bench/transfer.sh      (from any directory)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RUNS="${RUNS:-5}"
-if ! [[ "$RUNS" =~ ^[0-9]+$ ]] || (( RUNS < 3 )); then
-    echo "RUNS must be an integer >= 3 (got '$RUNS')" >&2
-    exit 2
-fi
+require_whole_number RUNS 3 "an integer"
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd_repo_root
 
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-command -v iperf3 >/dev/null || { apt-get update && apt-get install -y iperf3; }
+require_command python3
+ensure_packages iperf3
 
-cargo build --release
-NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
-[[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
+build_ntm
 
 TIME=""
 [[ -x /usr/bin/time ]] && TIME=/usr/bin/time
 TICKS="$(getconf CLK_TCK)"
 
-WORK="$(mktemp -d)"
-NTM_PID=""
-IPERF_PID=""
-
-cleanup() {
-    local pid
-    for pid in "$NTM_PID" "$IPERF_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Wait (at most ~10 s) until something listens on 127.0.0.1:$2, failing early if $1 died.
-wait_listening() {
-    local pid="$1" port="$2" log="$3" i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "server on port $port exited early; its log:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "server on port $port is not listening after 10 s; its log:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-# CPU time (user+system, in clock ticks) used so far by process $1, all threads.
-cpu_ticks() {
-    local stat
-    stat="$(<"/proc/$1/stat")"
-    stat="${stat##*) }" # drop "pid (comm) ", comm may contain spaces
-    local -a f
-    read -ra f <<<"$stat"
-    echo $((f[11] + f[12])) # fields 14 (utime) and 15 (stime)
-}
+make_workdir
 
 ticks_to_s() {
     python3 -c 'import sys; print(f"{int(sys.argv[1]) / int(sys.argv[2]):.2f}")' "$1" "$TICKS"
@@ -120,21 +68,10 @@ run_client() {
     fi
 }
 
-NTM_PORT="$(free_port)"
-IPERF_PORT="$(free_port)"
-while [[ "$IPERF_PORT" == "$NTM_PORT" ]]; do IPERF_PORT="$(free_port)"; done
+start_ntm_and_iperf3_servers
 
-"$NTM" serve --listen "127.0.0.1:$NTM_PORT" >"$WORK/ntm-server.log" 2>&1 &
-NTM_PID=$!
-iperf3 -s -p "$IPERF_PORT" >"$WORK/iperf3-server.log" 2>&1 &
-IPERF_PID=$!
-wait_listening "$NTM_PID" "$NTM_PORT" "$WORK/ntm-server.log"
-wait_listening "$IPERF_PID" "$IPERF_PORT" "$WORK/iperf3-server.log"
-
-echo "# ntm vs iperf3, 1 GiB over loopback, $RUNS runs each, alternating"
-echo "# kernel: $(uname -sr), CPUs: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "# $(iperf3 --version | head -1)"
-echo "# $("$NTM" --version)"
+print_header "ntm vs iperf3, 1 GiB over loopback, $RUNS runs each, alternating" \
+    "$(iperf3 --version | head -1)"
 echo "# rates: Gbit/s (1e9 bit/s), receiver-confirmed; cpu: seconds user+system"
 
 : >"$WORK/ntm.rates"
@@ -184,12 +121,11 @@ print("%.3f" % (received["bits_per_second"] / 1e9), note)
         "$run" "$rate" "$(client_cpu "$WORK/time")" "$(ticks_to_s $((after - before)))" "${note:+  $note}"
 done
 
-python3 - "$WORK/ntm.rates" "$WORK/iperf3.rates" <<'EOF'
-import statistics, sys
+python_stats "$WORK/ntm.rates" "$WORK/iperf3.rates" <<'EOF'
 ntm = [float(x) for x in open(sys.argv[1]).read().split()]
 iperf = [float(x) for x in open(sys.argv[2]).read().split()]
-m_ntm, m_iperf = statistics.median(ntm), statistics.median(iperf)
-print(f"median ntm:    {m_ntm:.3f} Gbit/s (min {min(ntm):.3f}, max {max(ntm):.3f})")
-print(f"median iperf3: {m_iperf:.3f} Gbit/s (min {min(iperf):.3f}, max {max(iperf):.3f})")
+m_ntm, m_iperf = med(ntm), med(iperf)
+print(f"median ntm:    {m_ntm:.3f} Gbit/s {rng(ntm, '{:.3f}')}")
+print(f"median iperf3: {m_iperf:.3f} Gbit/s {rng(iperf, '{:.3f}')}")
 print(f"ratio ntm/iperf3 (median Gbit/s): {m_ntm / m_iperf:.2f}")
 EOF
