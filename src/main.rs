@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         cli::run(*cli, shutdown).await
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => {
             eprintln!("ntm: {e:#}");

@@ -46,6 +46,10 @@ pub enum Command {
     Proxy(Box<ProxyArgs>),
     /// What an MPC protocol (TLSNotary by default) costs: estimate, replay over a link, sweep.
     Mpc(Box<MpcArgs>),
+    /// Traffic by process on this machine, live, from the kernel's socket counters.
+    Top(super::top::TopArgs),
+    /// Run a command and report its TCP traffic (exact payload bytes) when it exits.
+    Exec(super::exec::ExecArgs),
 }
 
 #[derive(Debug, Args)]

@@ -3,11 +3,13 @@
 
 pub mod args;
 mod demo;
+mod exec;
 mod latency;
 mod measure;
 mod mpc;
 mod proxy;
 mod serve;
+mod top;
 mod tui;
 
 use std::io::Write;
@@ -78,8 +80,9 @@ pub fn default_log_level(cli: &Cli) -> &'static str {
     }
 }
 
-/// Runs the parsed command to completion. `shutdown` is cancelled on Ctrl-C.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the parsed command to completion and returns the exit code it asks for (0, or the
+/// command's own under `exec`). `shutdown` is cancelled on Ctrl-C.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<u8> {
     // Not locked for the whole run: the proxy's live view draws on stdout from its own thread.
     let mut out = std::io::stdout();
     match cli.command {
@@ -90,9 +93,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Some(Command::Latency(args)) => latency::run(args, &mut out, shutdown).await?,
         Some(Command::Proxy(args)) => proxy::run(*args, &mut out, shutdown).await?,
         Some(Command::Mpc(args)) => mpc::run(*args, &mut out).await?,
+        Some(Command::Top(args)) => top::run(args, &mut out, shutdown).await?,
+        Some(Command::Exec(args)) => {
+            // The command owns standard output, as under time(1): the report goes to stderr.
+            let code = exec::run(args, &mut std::io::stderr(), shutdown).await?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
     }
     out.flush()?;
-    Ok(())
+    Ok(0)
 }
 
 /// Writes a JSON document and a newline.

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod latency;
+pub mod monitor;
 pub mod mpc;
 pub mod plot;
 pub mod proxy;
