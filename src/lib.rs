@@ -10,6 +10,7 @@
 //! | [`server`] | the measurement server: accepts, admits within limits, runs tests, shuts down |
 //! | [`measure`] | the client side of tests; returns samples |
 //! | [`mpc`] | MPC cost models; pure |
+//! | [`http`] | the one HTTP endpoint: `GET /metrics` for Prometheus |
 //! | [`monitor`] | traffic of existing processes from the kernel's socket counters (`top`, `exec`) |
 //! | [`proxy`] | the measuring and shaping TCP proxy: counts, flights, emulated links |
 //! | [`os`] | TCP_INFO, CPU time and socket options behind one facade |
@@ -20,6 +21,7 @@
 //! prints: entry points take listeners, configs and a [`tokio_util::sync::CancellationToken`].
 
 pub mod cli;
+pub mod http;
 pub mod measure;
 pub mod monitor;
 pub mod mpc;

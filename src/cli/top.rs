@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -79,8 +78,11 @@ pub async fn run(
     if let Some(m) = &metrics {
         eprintln!("ntm top: metrics on http://{}/metrics", m.local_addr()?);
     }
-    let metrics_task =
-        metrics.map(|m| tokio::spawn(serve_metrics(m, latest.clone(), shutdown.clone())));
+    let metrics_task = metrics.map(|m| {
+        let latest = latest.clone();
+        let render = Arc::new(move || latest.lock().expect("metrics").clone());
+        tokio::spawn(crate::http::serve_metrics(m, render, shutdown.clone()))
+    });
 
     let start = Instant::now();
     let live = !args.once
@@ -211,45 +213,4 @@ async fn run_live(
     shutdown.cancel();
     view.await??;
     polled
-}
-
-/// Serves `GET /metrics` (the latest snapshot's counters) on `listener` until `shutdown`.
-async fn serve_metrics(
-    listener: TcpListener,
-    latest: Arc<Mutex<String>>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (mut stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(pair) => pair,
-                Err(_) => continue,
-            },
-        };
-        let latest = latest.clone();
-        tokio::spawn(async move {
-            let mut request = [0u8; 4096];
-            let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await
-            else {
-                return;
-            };
-            let head = String::from_utf8_lossy(&request[..n]);
-            let (status, body) = if head.starts_with("GET /metrics") {
-                ("200 OK", latest.lock().expect("metrics").clone())
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                stream.write_all(response.as_bytes()),
-            )
-            .await;
-        });
-    }
 }

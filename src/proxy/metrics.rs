@@ -1,17 +1,14 @@
 //! The proxy's counters in Prometheus text format on `GET /metrics`. Encoding is
-//! prometheus-client's; the HTTP side is a few lines by hand, since one endpoint answering one
-//! document does not warrant an HTTP stack.
+//! prometheus-client's; the endpoint is [`crate::http`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,41 +55,9 @@ pub fn render(c: &Counters) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`.
+/// Serves `GET /metrics` with these counters on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, counters: Arc<Counters>, shutdown: CancellationToken) {
-    loop {
-        let (mut stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(pair) => pair,
-                Err(_) => continue,
-            },
-        };
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            let mut request = [0u8; 4096];
-            let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await
-            else {
-                return;
-            };
-            let head = String::from_utf8_lossy(&request[..n]);
-            let (status, body) = if head.starts_with("GET /metrics") {
-                ("200 OK", render(&counters))
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                stream.write_all(response.as_bytes()),
-            )
-            .await;
-        });
-    }
+    crate::http::serve_metrics(listener, Arc::new(move || render(&counters)), shutdown).await
 }
 
 #[cfg(test)]
