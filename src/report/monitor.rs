@@ -6,7 +6,6 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use plotters::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -333,13 +332,6 @@ pub fn exec_json(r: &ExecReport) -> Value {
     })
 }
 
-fn plot_error(path: &Path, e: impl std::fmt::Display) -> PlotError {
-    PlotError {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// The command's bandwidth over time, up and down, one point per interval.
 pub fn exec_svg(path: &Path, r: &ExecReport) -> Result<(), PlotError> {
     let series = |pick: fn(&ExecInterval) -> u64| -> Vec<(f64, f64)> {
@@ -353,48 +345,17 @@ pub fn exec_svg(path: &Path, r: &ExecReport) -> Result<(), PlotError> {
             })
             .collect()
     };
-    let up = series(|i| i.bytes_up);
-    let down = series(|i| i.bytes_down);
-    let x_max = r.intervals.last().map_or(1.0, |i| i.end_seconds).max(1e-3);
-    let y_max = up
-        .iter()
-        .chain(&down)
-        .map(|p| p.1)
-        .fold(0.0f64, f64::max)
-        .max(1e-3)
-        * 1.1;
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let title = format!("ntm exec: {}", r.command.join(" "));
-    let title: String = title.chars().take(80).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("Mbit/s (TCP payload)")
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    for (label, points, color) in [("up", up, RED), ("down", down, BLUE)] {
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))?;
-    Ok(())
+    let title: String = format!("ntm exec: {}", r.command.join(" "))
+        .chars()
+        .take(80)
+        .collect();
+    super::plot::up_down_svg(
+        path,
+        &title,
+        "Mbit/s (TCP payload)",
+        series(|i| i.bytes_up),
+        series(|i| i.bytes_down),
+    )
 }
 
 #[cfg(test)]

@@ -190,22 +190,33 @@ pub fn proxy_svg(
             .map(|(i, &b)| (i as f64 * bin, b as f64 * 8.0 / bin / 1e6))
             .collect()
     };
-    let lines = [("up", &timeline.up, RED), ("down", &timeline.down, BLUE)]
+    up_down_svg(
+        path,
+        "ntm proxy bandwidth",
+        "Mbit/s",
+        series(&timeline.up),
+        series(&timeline.down),
+    )
+}
+
+/// Two lines over time, up (red) and down (blue), with a legend.
+pub fn up_down_svg(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    up: Vec<(f64, f64)>,
+    down: Vec<(f64, f64)>,
+) -> Result<(), PlotError> {
+    let lines = [("up", up, RED), ("down", down, BLUE)]
         .into_iter()
-        .map(|(label, bins, color)| Line {
+        .map(|(label, points, color)| Line {
             label: Some(label.to_string()),
-            points: series(bins),
+            points,
             color: color.to_rgba(),
             width: 2,
         })
         .collect();
-    line_chart(
-        path,
-        "ntm proxy bandwidth",
-        ("seconds", "Mbit/s"),
-        lines,
-        None,
-    )
+    line_chart(path, title, ("seconds", y_desc), lines, None)
 }
 
 /// The total time over a rate x RTT grid as a heatmap (log axes; green is fast, red slow), with
