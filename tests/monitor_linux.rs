@@ -137,7 +137,7 @@ fn exec_reports_exact_bytes_of_50_short_connections_and_passes_the_exit_code() {
     assert_eq!(doc["exit_code"], 3);
     assert_eq!(doc["peers"][0]["remote"], addr.to_string());
     assert_eq!(doc["peers"][0]["connections"], CONNECTIONS as u64);
-    assert_eq!(doc["lost_closed_events"], 0);
+    assert_eq!(doc["lost_closed"], 0);
     assert!(doc["peak_up_bits_per_second"].as_f64().unwrap() > 0.0);
     // The connections were shorter than a poll (100 ms): they opened and closed between two.
     let median_us: u64 = stderr

@@ -328,7 +328,7 @@ pub fn exec_json(r: &ExecReport) -> Value {
         "intervals": r.intervals,
         "traced": r.traced,
         "untraced_reason": r.untraced_reason,
-        "lost_closed_events": r.lost_closed,
+        "lost_closed": r.lost_closed,
     })
 }
 
