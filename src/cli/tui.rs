@@ -24,6 +24,15 @@ pub const RECENT: usize = 8;
 /// Lines describing the last connections that closed, newest last.
 pub type Recent = Arc<Mutex<VecDeque<String>>>;
 
+/// A bordered sparkline of bandwidth samples, titled with the current rate; shared by the
+/// proxy's and `top`'s live views.
+pub(super) fn sparkline(title: String, data: &[u64], color: Color) -> Sparkline<'_> {
+    Sparkline::default()
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .data(data)
+        .style(Style::default().fg(color))
+}
+
 /// Runs the view until the user quits (which cancels `stop`) or `stop` is cancelled.
 pub fn run(
     counters: Arc<Counters>,
@@ -124,17 +133,8 @@ fn view_loop(
                 (down_area, "down", &history_down, down_bps, Color::Blue),
             ] {
                 let data = tail(h);
-                frame.render_widget(
-                    Sparkline::default()
-                        .block(
-                            Block::default()
-                                .borders(Borders::ALL)
-                                .title(format!("{label} {}", format_bit_rate(now))),
-                        )
-                        .data(&data)
-                        .style(Style::default().fg(color)),
-                    area,
-                );
+                let title = format!("{label} {}", format_bit_rate(now));
+                frame.render_widget(sparkline(title, &data, color), area);
             }
             let widths = [
                 Constraint::Length(6),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style, Stylize};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table, TableState};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
 use tokio_util::sync::CancellationToken;
 
 use crate::monitor::{Owner, ProcessRow, Snapshot};
@@ -196,17 +196,8 @@ fn view_loop(
             ] {
                 let now = h.back().copied().unwrap_or(0) as f64;
                 let data = tail(h);
-                frame.render_widget(
-                    Sparkline::default()
-                        .block(
-                            Block::default()
-                                .borders(Borders::ALL)
-                                .title(format!("{label} {} (TCP payload)", format_bit_rate(now))),
-                        )
-                        .data(&data)
-                        .style(Style::default().fg(color)),
-                    area,
-                );
+                let title = format!("{label} {} (TCP payload)", format_bit_rate(now));
+                frame.render_widget(super::super::tui::sparkline(title, &data, color), area);
             }
             let iface_text = snapshot.as_ref().map_or(String::new(), |s| {
                 s.interfaces
