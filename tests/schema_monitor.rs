@@ -41,48 +41,12 @@ fn validator(name: &str) -> Validator {
         .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
 }
 
-/// JSON pointers to every object member in `doc`; of each array only the first element is
-/// visited (the schemas apply one item schema to all elements).
-fn member_paths(doc: &Value) -> Vec<String> {
-    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, child) in m {
-                    assert!(!k.contains(['/', '~']), "key {k:?} needs escaping");
-                    let path = format!("{at}/{k}");
-                    out.push(path.clone());
-                    walk(child, &path, out);
-                }
-            }
-            Value::Array(a) => {
-                if let Some(first) = a.first() {
-                    walk(first, &format!("{at}/0"), out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(doc, "", &mut out);
-    out
-}
-
-/// A value of another JSON type than `v`, that no schema here accepts in its place.
-fn wrong_type(v: &Value) -> Value {
-    match v {
-        Value::String(_) => Value::Bool(true),
-        Value::Number(_) | Value::Bool(_) | Value::Object(_) => Value::String("x".into()),
-        // Where null is allowed, so is a number or a string, never an array.
-        Value::Null | Value::Array(_) => Value::Object(Default::default()),
-    }
-}
-
 /// Asserts `doc` is valid, and that removing any member (but those in `optional`) or changing
 /// any member's type makes it invalid.
 fn assert_valid_and_strict(name: &str, doc: &Value, optional: &[&str]) {
     common::assert_valid(name, doc);
     let schema = validator(name);
-    let paths = member_paths(doc);
+    let paths = common::member_paths(doc);
     assert!(
         paths.len() > 10,
         "{name}: suspiciously small document {doc}"
@@ -103,7 +67,7 @@ fn assert_valid_and_strict(name: &str, doc: &Value, optional: &[&str]) {
         }
         let mut retyped = doc.clone();
         let slot = retyped.pointer_mut(path).unwrap();
-        *slot = wrong_type(slot);
+        *slot = common::wrong_type(slot);
         if schema.is_valid(&retyped) {
             lax.push(format!("wrong type at {path}"));
         }

@@ -628,3 +628,43 @@ pub fn wait_for_line(
         }
     }
 }
+
+/// JSON pointers to every object member in `doc`; of each array only the first element is
+/// visited (the schemas apply one item schema to all elements).
+pub fn member_paths(doc: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, child) in m {
+                    assert!(!k.contains(['/', '~']), "key {k:?} needs escaping");
+                    let path = format!("{at}/{k}");
+                    out.push(path.clone());
+                    walk(child, &path, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                if let Some(first) = a.first() {
+                    walk(first, &format!("{at}/0"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, "", &mut out);
+    out
+}
+
+/// A value of another JSON type than `v`, that no schema here accepts in its place.
+pub fn wrong_type(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(_) => serde_json::Value::Bool(true),
+        serde_json::Value::Number(_)
+        | serde_json::Value::Bool(_)
+        | serde_json::Value::Object(_) => serde_json::Value::String("x".into()),
+        // Where null is allowed, so is a number or a string, never an array.
+        serde_json::Value::Null | serde_json::Value::Array(_) => {
+            serde_json::Value::Object(Default::default())
+        }
+    }
+}
