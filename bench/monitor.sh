@@ -36,6 +36,8 @@
 #
 # Usage: [WINDOW=S] [IDLE=N] [CONNS=N] bench/monitor.sh      (from any directory)
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 WINDOW="${WINDOW:-10}"
 IDLE="${IDLE:-10000}"
@@ -65,35 +67,8 @@ cargo build --release
 NTM="${CARGO_TARGET_DIR:-target}/release/ntm"
 [[ -x "$NTM" ]] || { echo "no binary at $NTM" >&2; exit 1; }
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_workdir
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# CPU time (user+system, clock ticks) used so far by process $1, all threads.
-cpu_ticks() {
-    local stat
-    stat="$(<"/proc/$1/stat")"
-    stat="${stat##*) }"
-    local -a f
-    read -ra f <<<"$stat"
-    echo $((f[11] + f[12]))
-}
 TICKS="$(getconf CLK_TCK)"
 
 stop() { # stop PID: SIGINT, then wait
@@ -110,7 +85,7 @@ REC="$WORK/records"
 # ---- 1. CPU under load ---------------------------------------------------------------------
 echo
 echo "## 1. CPU seconds over ${WINDOW} s while iperf3 -b 10G flows on loopback"
-IPERF_PORT="$(free_port)"
+free_port IPERF_PORT
 iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT" >"$WORK/iperf3-server.log" 2>&1 &
 PIDS+=($!)
 sleep 0.5
