@@ -18,28 +18,6 @@ fn ntm(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Asserts a usage error: exit 2, nothing on stdout, one stderr line starting `ntm: ` that
-/// quotes `value` and contains `says`.
-fn usage_error(args: &[&str], value: &str, says: &str) {
-    let output = ntm(args);
-    let line = one_line(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "ntm {args:?}: exit code; stderr: {line}"
-    );
-    assert!(output.stdout.is_empty(), "ntm {args:?}: stdout not empty");
-    assert!(line.starts_with("ntm: "), "ntm {args:?}: {line}");
-    assert!(
-        line.contains(&format!("'{value}'")),
-        "ntm {args:?}: the message should quote '{value}': {line}"
-    );
-    assert!(
-        line.contains(says),
-        "ntm {args:?}: the message should say {says:?}: {line}"
-    );
-}
-
 /// Asserts a runtime error: exit 1, one stderr line starting `ntm: error: ` containing `says`.
 fn runtime_error(args: &[&str], says: &str) -> String {
     let output = ntm(args);
@@ -61,7 +39,7 @@ const ANY: &str = "127.0.0.1:1";
 
 #[test]
 fn unknown_size_unit() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--sizes", "10XB"],
         "10XB",
         "use a number with an optional K, M, G",
@@ -70,34 +48,34 @@ fn unknown_size_unit() {
 
 #[test]
 fn zero_size() {
-    usage_error(&["measure", ANY, "--sizes", "0"], "0", "more than 0");
-    usage_error(&["measure", ANY, "--sizes", "1KB,0"], "0", "more than 0");
+    common::usage_error(&["measure", ANY, "--sizes", "0"], "0", "more than 0");
+    common::usage_error(&["measure", ANY, "--sizes", "1KB,0"], "0", "more than 0");
 }
 
 #[test]
 fn negative_size_written_with_equals() {
-    usage_error(&["measure", ANY, "--sizes=-5"], "-5", "negative");
+    common::usage_error(&["measure", ANY, "--sizes=-5"], "-5", "negative");
 }
 
 #[test]
 fn negative_size_as_its_own_argument() {
     // How people type it. Refused "clearly", as the issue asks: not as an unknown flag.
-    usage_error(&["measure", ANY, "--sizes", "-5"], "-5", "negative");
+    common::usage_error(&["measure", ANY, "--sizes", "-5"], "-5", "negative");
 }
 
 #[test]
 fn size_over_one_terabyte() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--sizes", "2TB"],
         "2TB",
         "maximum of 1 TB",
     );
-    usage_error(&["serve", "--max-size", "2TB"], "2TB", "maximum of 1 TB");
+    common::usage_error(&["serve", "--max-size", "2TB"], "2TB", "maximum of 1 TB");
 }
 
 #[test]
 fn empty_item_in_size_list() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--sizes", "1KB,,2KB"],
         "1KB,,2KB",
         "use a number",
@@ -106,7 +84,7 @@ fn empty_item_in_size_list() {
 
 #[test]
 fn repeat_not_a_number() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--repeat", "abc"],
         "abc",
         "whole number from 1",
@@ -115,40 +93,40 @@ fn repeat_not_a_number() {
 
 #[test]
 fn repeat_zero() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--repeat", "0"],
         "0",
         "whole number from 1",
     );
-    usage_error(&["--repeat", "0"], "0", "whole number from 1");
+    common::usage_error(&["--repeat", "0"], "0", "whole number from 1");
 }
 
 #[test]
 fn unparseable_durations() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--connect-timeout", "xyz"],
         "xyz",
         "use a number with a unit",
     );
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--interval", "5parsecs"],
         "5parsecs",
         "use a number with a unit",
     );
-    usage_error(&["serve", "--idle-timeout", "0"], "0", "more than 0");
+    common::usage_error(&["serve", "--idle-timeout", "0"], "0", "more than 0");
 }
 
 #[test]
 fn bad_measure_address() {
-    usage_error(&["measure", "host:port"], "host:port", "HOST:PORT");
-    usage_error(&["measure", "a b:80"], "a b:80", "HOST:PORT");
+    common::usage_error(&["measure", "host:port"], "host:port", "HOST:PORT");
+    common::usage_error(&["measure", "a b:80"], "a b:80", "HOST:PORT");
 }
 
 #[test]
 fn bad_listen_address() {
-    usage_error(&["serve", "--listen", "nonsense"], "nonsense", "IP:PORT");
+    common::usage_error(&["serve", "--listen", "nonsense"], "nonsense", "IP:PORT");
     // A host name is not an address to listen on.
-    usage_error(
+    common::usage_error(
         &["serve", "--listen", "localhost:8080"],
         "localhost:8080",
         "IP:PORT",
@@ -157,7 +135,7 @@ fn bad_listen_address() {
 
 #[test]
 fn negative_response_ratio_written_with_equals() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--response-ratio=-1"],
         "-1",
         "a number from 0",
@@ -166,7 +144,7 @@ fn negative_response_ratio_written_with_equals() {
 
 #[test]
 fn negative_response_ratio_as_its_own_argument() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--response-ratio", "-1"],
         "-1",
         "a number from 0",
@@ -175,7 +153,7 @@ fn negative_response_ratio_as_its_own_argument() {
 
 #[test]
 fn response_ratio_not_a_number() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--response-ratio", "half"],
         "half",
         "a number from 0",
@@ -184,12 +162,12 @@ fn response_ratio_not_a_number() {
 
 #[test]
 fn demo_port_out_of_range() {
-    usage_error(&["--port", "99999"], "99999", "65535");
+    common::usage_error(&["--port", "99999"], "99999", "65535");
 }
 
 #[test]
 fn unknown_format_names_the_accepted_ones() {
-    usage_error(&["measure", ANY, "--format", "xml"], "xml", "text, json");
+    common::usage_error(&["measure", ANY, "--format", "xml"], "xml", "text, json");
 }
 
 #[test]
@@ -205,7 +183,7 @@ fn missing_measure_address_says_what_is_missing() {
 
 #[test]
 fn unknown_flag() {
-    usage_error(
+    common::usage_error(
         &["measure", ANY, "--bogus"],
         "--bogus",
         "unexpected argument",

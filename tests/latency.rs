@@ -390,36 +390,18 @@ async fn plot_writes_an_svg() {
 
 // ---- Bad input ----
 
-fn usage_error(args: &[&str], value: &str, says: &str) {
-    let output = assert_cmd::Command::cargo_bin("ntm")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let line = common::one_line(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "ntm {args:?}: {line}");
-    assert!(output.stdout.is_empty(), "ntm {args:?}: stdout not empty");
-    assert!(line.starts_with("ntm: "), "{line}");
-    assert!(
-        line.contains(&format!("'{value}'")),
-        "should quote '{value}': {line}"
-    );
-    assert!(line.contains(says), "should say {says:?}: {line}");
-}
-
 #[test]
 fn out_of_range_latency_flags_exit_2_with_one_line() {
     let addr = format!("127.0.0.1:{}", common::closed_port());
-    usage_error(&["latency", &addr, "--size", "0"], "0", "1 byte to 1MB");
-    usage_error(&["latency", &addr, "--size", "0,64"], "0", "1 byte to 1MB");
-    usage_error(&["latency", &addr, "--size", "2MB"], "2MB", "1 byte to 1MB");
-    usage_error(&["latency", &addr, "--concurrency", "0"], "0", "1 to 1024");
-    usage_error(
+    common::usage_error(&["latency", &addr, "--size", "0"], "0", "1 byte to 1MB");
+    common::usage_error(&["latency", &addr, "--size", "0,64"], "0", "1 byte to 1MB");
+    common::usage_error(&["latency", &addr, "--size", "2MB"], "2MB", "1 byte to 1MB");
+    common::usage_error(&["latency", &addr, "--concurrency", "0"], "0", "1 to 1024");
+    common::usage_error(
         &["latency", &addr, "--concurrency", "1025"],
         "1025",
         "1 to 1024",
     );
-    usage_error(&["latency", &addr, "-n", "0"], "0", "from 1");
-    usage_error(&["latency", &addr, "-t", "25h"], "25h", "at most 24h");
+    common::usage_error(&["latency", &addr, "-n", "0"], "0", "from 1");
+    common::usage_error(&["latency", &addr, "-t", "25h"], "25h", "at most 24h");
 }

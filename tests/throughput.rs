@@ -869,41 +869,23 @@ async fn a_broken_stream_is_reported_failed_and_the_client_test_still_ends() {
 
 // ---- Bad input ----
 
-fn usage_error(args: &[&str], value: &str, says: &str) {
-    let output = assert_cmd::Command::cargo_bin("ntm")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let line = common::one_line(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "ntm {args:?}: {line}");
-    assert!(output.stdout.is_empty(), "ntm {args:?}: stdout not empty");
-    assert!(line.starts_with("ntm: "), "{line}");
-    assert!(
-        line.contains(&format!("'{value}'")),
-        "should quote '{value}': {line}"
-    );
-    assert!(line.contains(says), "should say {says:?}: {line}");
-}
-
 #[test]
 fn out_of_range_throughput_flags_exit_2_with_one_line() {
     let addr = format!("127.0.0.1:{}", common::closed_port());
-    usage_error(&["measure", &addr, "-t", "1s", "-P", "0"], "0", "1 to 128");
-    usage_error(
+    common::usage_error(&["measure", &addr, "-t", "1s", "-P", "0"], "0", "1 to 128");
+    common::usage_error(
         &["measure", &addr, "-t", "1s", "-P", "129"],
         "129",
         "1 to 128",
     );
-    usage_error(&["measure", &addr, "--streams", "129"], "129", "1 to 128");
-    usage_error(&["measure", &addr, "-t", "25h"], "25h", "at most 24h");
-    usage_error(
+    common::usage_error(&["measure", &addr, "--streams", "129"], "129", "1 to 128");
+    common::usage_error(&["measure", &addr, "-t", "25h"], "25h", "at most 24h");
+    common::usage_error(
         &["measure", &addr, "-t", "1s", "-i", "5ms"],
         "5ms",
         "at least 10ms",
     );
-    usage_error(&["measure", &addr, "-t", "0s"], "0s", "more than 0");
+    common::usage_error(&["measure", &addr, "-t", "0s"], "0s", "more than 0");
 }
 
 // ---- Plot ----

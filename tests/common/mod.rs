@@ -668,3 +668,26 @@ pub fn wrong_type(v: &serde_json::Value) -> serde_json::Value {
         }
     }
 }
+
+/// Asserts a usage error of `ntm ARGS`: exit 2, nothing on stdout, one stderr line starting
+/// `ntm: ` that quotes `value` and contains `says`.
+pub fn usage_error(args: &[&str], value: &str, says: &str) {
+    let output = assert_cmd::Command::cargo_bin("ntm")
+        .unwrap()
+        .args(args)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let line = one_line(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "ntm {args:?}: {line}");
+    assert!(output.stdout.is_empty(), "ntm {args:?}: stdout not empty");
+    assert!(line.starts_with("ntm: "), "ntm {args:?}: {line}");
+    assert!(
+        line.contains(&format!("'{value}'")),
+        "ntm {args:?}: the message should quote '{value}': {line}"
+    );
+    assert!(
+        line.contains(says),
+        "ntm {args:?}: the message should say {says:?}: {line}"
+    );
+}
