@@ -19,7 +19,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::ChildGuard;
-use jsonschema::Validator;
 use serde_json::{json, Value};
 
 const HELPER: &str = "NTM_SCHEMA_HELPER";
@@ -36,49 +35,6 @@ fn down_bytes(i: usize) -> usize {
     20_000 + 7 * i
 }
 
-fn validator(name: &str) -> Validator {
-    jsonschema::draft202012::new(&common::schema(name))
-        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
-}
-
-/// Asserts `doc` is valid, and that removing any member (but those in `optional`) or changing
-/// any member's type makes it invalid.
-fn assert_valid_and_strict(name: &str, doc: &Value, optional: &[&str]) {
-    common::assert_valid(name, doc);
-    let schema = validator(name);
-    let paths = common::member_paths(doc);
-    assert!(
-        paths.len() > 10,
-        "{name}: suspiciously small document {doc}"
-    );
-    let mut lax = Vec::new();
-    for path in &paths {
-        let (parent, key) = path.rsplit_once('/').unwrap();
-        if !optional.contains(&path.as_str()) {
-            let mut without = doc.clone();
-            without
-                .pointer_mut(parent)
-                .and_then(Value::as_object_mut)
-                .unwrap()
-                .remove(key);
-            if schema.is_valid(&without) {
-                lax.push(format!("missing {path}"));
-            }
-        }
-        let mut retyped = doc.clone();
-        let slot = retyped.pointer_mut(path).unwrap();
-        *slot = common::wrong_type(slot);
-        if schema.is_valid(&retyped) {
-            lax.push(format!("wrong type at {path}"));
-        }
-    }
-    assert!(
-        lax.is_empty(),
-        "schemas/{name}.schema.json accepts a broken document:\n  {}\ndocument: {doc:#}",
-        lax.join("\n  ")
-    );
-}
-
 #[test]
 fn the_monitor_schemas_are_valid_draft_2020_12() {
     for name in ["top", "exec"] {
@@ -90,7 +46,10 @@ fn the_monitor_schemas_are_valid_draft_2020_12() {
         if let Err(e) = jsonschema::meta::validate(&schema) {
             panic!("schemas/{name}.schema.json is not a valid schema: {e}");
         }
-        assert!(!validator(name).is_valid(&json!({})), "{name} accepts {{}}");
+        assert!(
+            !common::validator(name).is_valid(&json!({})),
+            "{name} accepts {{}}"
+        );
     }
 }
 
@@ -226,7 +185,7 @@ fn top_ndjson_matches_its_schema() {
     );
     // `connections` is there only with --connections: removing it from one row is only caught
     // when other rows still have it.
-    assert_valid_and_strict("top", &with_connections, &["/processes/0/connections"]);
+    common::assert_valid_and_strict("top", &with_connections, &["/processes/0/connections"]);
 
     assert_eq!(once.len(), 1, "--once prints one snapshot: {once:#?}");
     let once = own_row_first(once.into_iter().next().unwrap());
@@ -234,10 +193,10 @@ fn top_ndjson_matches_its_schema() {
         once["processes"][0].get("connections").is_none(),
         "{once:#}"
     );
-    assert_valid_and_strict("top", &once, &[]);
+    common::assert_valid_and_strict("top", &once, &[]);
 
     // Constraints between fields.
-    let v = validator("top");
+    let v = common::validator("top");
     let mut broken = with_connections.clone();
     broken["processes"][0]["pid"] = Value::Null;
     assert!(!v.is_valid(&broken), "a process without a pid");
@@ -348,9 +307,9 @@ fn exec_json_matches_its_schema() {
     assert_eq!(doc["connections"], HELPER_CONNECTIONS as u64, "{doc:#}");
     assert_eq!(doc["peers"][0]["remote"], addr.to_string(), "{doc:#}");
     assert!(!doc["intervals"].as_array().unwrap().is_empty(), "{doc:#}");
-    assert_valid_and_strict("exec", &doc, &[]);
+    common::assert_valid_and_strict("exec", &doc, &[]);
 
-    let v = validator("exec");
+    let v = common::validator("exec");
     let mut broken = doc.clone();
     broken["untraced_reason"] = if doc["traced"] == true {
         "reason".into()

@@ -691,3 +691,47 @@ pub fn usage_error(args: &[&str], value: &str, says: &str) {
         "ntm {args:?}: the message should say {says:?}: {line}"
     );
 }
+
+/// The compiled schema `name` (draft 2020-12).
+pub fn validator(name: &str) -> jsonschema::Validator {
+    jsonschema::draft202012::new(&schema(name))
+        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+}
+
+/// Asserts `doc` is valid, and that removing any member (but those in `optional`) or changing
+/// any member's type makes it invalid.
+pub fn assert_valid_and_strict(name: &str, doc: &serde_json::Value, optional: &[&str]) {
+    assert_valid(name, doc);
+    let schema = validator(name);
+    let paths = member_paths(doc);
+    assert!(
+        paths.len() > 10,
+        "{name}: suspiciously small document {doc}"
+    );
+    let mut lax = Vec::new();
+    for path in &paths {
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        if !optional.contains(&path.as_str()) {
+            let mut without = doc.clone();
+            without
+                .pointer_mut(parent)
+                .and_then(serde_json::Value::as_object_mut)
+                .unwrap()
+                .remove(key);
+            if schema.is_valid(&without) {
+                lax.push(format!("missing {path}"));
+            }
+        }
+        let mut retyped = doc.clone();
+        let slot = retyped.pointer_mut(path).unwrap();
+        *slot = wrong_type(slot);
+        if schema.is_valid(&retyped) {
+            lax.push(format!("wrong type at {path}"));
+        }
+    }
+    assert!(
+        lax.is_empty(),
+        "schemas/{name}.schema.json accepts a broken document:\n  {}\ndocument: {doc:#}",
+        lax.join("\n  ")
+    );
+}
