@@ -914,15 +914,6 @@ async fn plot_writes_an_svg() {
         TEST_LIMIT,
     )
     .await;
-    assert!(output.status.success(), "{output:?}");
-    let text = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        text.contains(&format!("Plot written to {}", path.display())),
-        "{text}"
-    );
-    let svg = std::fs::read_to_string(&path).expect("the plot file");
-    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
-    assert!(svg.trim_end().ends_with("</svg>"));
-    let _ = std::fs::remove_file(&path);
+    common::assert_plot_written(output, &path);
     server.stop_within(PROMPT).await;
 }

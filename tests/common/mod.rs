@@ -735,3 +735,18 @@ pub fn assert_valid_and_strict(name: &str, doc: &serde_json::Value, optional: &[
         lax.join("\n  ")
     );
 }
+
+/// Asserts a successful `ntm ... --plot FILE` run: it says where the plot went, and FILE is a
+/// whole SVG document (removed afterwards).
+pub fn assert_plot_written(output: std::process::Output, path: &std::path::Path) {
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains(&format!("Plot written to {}", path.display())),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(path).expect("the plot file");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    let _ = std::fs::remove_file(path);
+}
