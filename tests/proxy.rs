@@ -1140,7 +1140,7 @@ async fn stalled_client_gets_backpressure(up: LinkSpec, down: LinkSpec) {
     // What may legitimately sit between the two ends: the proxy's own buffer, the test's two
     // small socket buffers and the proxy's two autotuned ones. The proxy's share is a fixed
     // number, not one taken from the library, so a library that lets its queue grow fails here:
-    // one 256 KiB relay buffer unshaped; at 1 Gbit/s and 5 ms, a queue of twice the
+    // one 2 MiB relay buffer unshaped; at 1 Gbit/s and 5 ms, a queue of twice the
     // bandwidth-delay product (1.25 MB) and a chunk. 8 MiB covers either with room to spare.
     const PROXY_HELD: u64 = 8 << 20;
     let sockets = client_rcvbuf

@@ -178,3 +178,42 @@ pub fn recv_discard(socket: &tokio::net::TcpStream, buf: &mut [u8]) -> std::io::
 /// A kernel pipe for zero-copy relaying with `splice(2)`; Linux only.
 #[cfg(target_os = "linux")]
 pub use linux::Pipe;
+
+/// A large I/O buffer in its own anonymous mapping, aligned to 2 MiB and, on Linux, advised
+/// for transparent huge pages (`madvise(MADV_HUGEPAGE)`; the system's
+/// `/sys/kernel/mm/transparent_hugepage` settings decide whether it gets them). Copying
+/// megabytes through a buffer of scattered 4 KiB pages measured fast or slow depending on the
+/// pages a process happened to get; one huge page measured fast every time (see README,
+/// proxy). Its memory becomes resident as it is written, 2 MiB at a time with huge pages.
+pub struct LargeBuffer {
+    map: memmap2::MmapMut,
+    start: usize,
+    len: usize,
+}
+
+impl LargeBuffer {
+    /// The alignment, which is also the size of a huge page on x86_64 and aarch64.
+    const ALIGN: usize = 2 << 20;
+
+    pub fn new(len: usize) -> std::io::Result<LargeBuffer> {
+        let mut map = memmap2::MmapMut::map_anon(len + Self::ALIGN)?;
+        let start = map.as_mut_ptr().align_offset(Self::ALIGN).min(Self::ALIGN);
+        #[cfg(target_os = "linux")]
+        // Only a hint: without transparent huge pages the buffer still works, on small pages.
+        let _ = map.advise_range(memmap2::Advice::HugePage, start, len);
+        Ok(LargeBuffer { map, start, len })
+    }
+}
+
+impl std::ops::Deref for LargeBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for LargeBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.map[self.start..self.start + self.len]
+    }
+}

@@ -3,6 +3,7 @@
 //! per direction (rate, delay, jitter). Entry point: [`run`], which takes a bound listener, a
 //! config, a shutdown token and a channel for events.
 
+mod buffers;
 pub mod flights;
 pub mod link;
 pub mod metrics;
@@ -37,7 +38,8 @@ pub struct ProxyConfig {
     /// Width of a timeline bin.
     pub bin: Duration,
     pub connect_timeout: Duration,
-    /// Size of each direction's relay buffer (or pipe) when unshaped.
+    /// Size of the large relay buffer an unshaped direction switches to when it carries bulk
+    /// data (see `buffers`), and of the pipe with `splice` (at most 1 MiB there).
     pub buffer_size: usize,
     /// Relay unshaped traffic with `splice(2)` where the platform has it. Off by default: on
     /// loopback it measured slower than the reused buffer (see README).
@@ -52,7 +54,7 @@ impl Default for ProxyConfig {
             down: LinkSpec::default(),
             bin: Duration::from_millis(10),
             connect_timeout: Duration::from_secs(5),
-            buffer_size: 256 * 1024,
+            buffer_size: 2 << 20,
             splice: false,
         }
     }
@@ -168,6 +170,7 @@ struct Shared {
     down: Mutex<ShapedLink>,
     next_id: AtomicU64,
     events: mpsc::UnboundedSender<ProxyEvent>,
+    buffers: buffers::BufferPool,
 }
 
 impl Shared {
@@ -209,6 +212,7 @@ pub async fn run(
         counters,
         next_id: AtomicU64::new(1),
         events,
+        buffers: buffers::BufferPool::new(config.buffer_size),
         config,
     });
     let tracker = TaskTracker::new();

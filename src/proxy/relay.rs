@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::buffers::{BufferPool, RelayBuffer};
 use super::flights::{Dir, FlightTracker, MAX_KEPT};
 use super::timeline::Timeline;
 use super::{ConnectionReport, LiveConnection, ProxyEvent, Shared};
@@ -293,11 +294,11 @@ async fn pump(
     }
     #[cfg(target_os = "linux")]
     if shared.config.splice {
-        if let Ok(pipe) = crate::os::Pipe::new(shared.config.buffer_size) {
+        if let Ok(pipe) = crate::os::Pipe::new(shared.config.buffer_size.min(1 << 20)) {
             return pump_splice(from, to, dir, recorder, pipe).await;
         }
     }
-    pump_direct(from, to, dir, recorder, shared.config.buffer_size).await
+    pump_direct(from, to, dir, recorder, &shared.buffers).await
 }
 
 /// The zero-copy path: socket -> pipe -> socket with `splice(2)`, counting what each call
@@ -345,15 +346,16 @@ async fn pump_splice(
     }
 }
 
-/// The unshaped path: one reused buffer, read then write, nothing held.
+/// The unshaped path: one reused buffer, read then write, nothing held. The buffer is small
+/// until the source proves to be a bulk sender, then large (see `buffers`).
 async fn pump_direct(
     from: &mut OwnedReadHalf,
     to: &mut OwnedWriteHalf,
     dir: Dir,
     recorder: &Recorder,
-    buffer_size: usize,
+    pool: &BufferPool,
 ) -> PumpEnd {
-    let mut buf = vec![0u8; buffer_size.max(4096)];
+    let mut buf = RelayBuffer::new(pool);
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) => {
@@ -366,6 +368,9 @@ async fn pump_direct(
         recorder.record(dir, n);
         if to.write_all(&buf[..n]).await.is_err() {
             return PumpEnd::WriteFailed;
+        }
+        if buf.grow_if_full(n) {
+            debug!(?dir, size = buf.len(), "bulk transfer: large relay buffer");
         }
     }
 }
