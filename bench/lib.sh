@@ -137,6 +137,13 @@ start_server() {
     wait_listening "$LAST_PID" "$port" "$WORK/$name.log"
 }
 
+# stop_server PID: stops (and reaps) a process that start_server started; cleanup_workdir
+# skips it afterwards.
+stop_server() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 # start_ntm_and_iperf3_servers: starts the two servers that transfer.sh and throughput.sh
 # compare, each on a port of its own: "ntm serve" on NTM_PORT and "iperf3 -s" on IPERF_PORT
 # (logs ntm-server.log and iperf3-server.log in WORK); sets NTM_PORT, NTM_PID, IPERF_PORT and

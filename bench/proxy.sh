@@ -9,6 +9,9 @@
 #      haproxy  through haproxy -db -f CFG, a "listen" section in mode tcp (nbthread 2,
 #               timeouts 1m; the config is written to a temporary directory and printed)
 #      socat    through socat TCP-LISTEN:B,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:IPERF
+#    Every run starts iperf3 -s and the three proxies afresh on ports the kernel just found
+#    free, and stops them after it: on this VM the ports a connection gets move its loopback
+#    throughput by up to ~25% for every tool, so the median is taken over several draws.
 #    Rate: end.sum_received.bits_per_second (what iperf3's server counted / its duration),
 #    Gbit/s = 1e9 bit/s. Proxy CPU: user+system seconds the proxy process used during the run
 #    (/proc/PID/stat before and after; for socat including its reaped per-connection children),
@@ -85,33 +88,8 @@ make_workdir
 TICKS="$(getconf CLK_TCK)"
 
 # ---- servers and proxies -------------------------------------------------------------------
-free_port IPERF_PORT
-start_server iperf3-server "$IPERF_PORT" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
-
-# Throughput proxies, in front of iperf3 -s.
-free_port T_NTM_PORT
-start_server ntm-proxy-iperf "$T_NTM_PORT" "$NTM" proxy --listen "127.0.0.1:$T_NTM_PORT" \
-    --upstream "127.0.0.1:$IPERF_PORT"
-T_NTM_PID="$LAST_PID"
-free_port T_SOCAT_PORT
-start_server socat "$T_SOCAT_PORT" socat "TCP-LISTEN:$T_SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" \
-    "TCP:127.0.0.1:$IPERF_PORT"
-T_SOCAT_PID="$LAST_PID"
-
-# Latency section: its own server and proxies, pinned if PIN=1.
-free_port L_SERVE_PORT
-start_server ntm-serve-latency "$L_SERVE_PORT" "${LAT_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$L_SERVE_PORT"
-free_port L_NTM_PORT
-start_server ntm-proxy-latency "$L_NTM_PORT" "${LAT_PIN[@]}" "$NTM" proxy --listen "127.0.0.1:$L_NTM_PORT" \
-    --upstream "127.0.0.1:$L_SERVE_PORT"
-
-# haproxy: one process, two listen sections (throughput to iperf3, latency to ntm serve).
-# Pinned with the latency section when PIN=1 (throughput then runs through a pinned haproxy,
-# so PIN=1 is for latency figures only).
-free_port T_HAP_PORT
-free_port L_HAP_PORT
-cat >"$WORK/haproxy.cfg" <<EOF
-global
+# haproxy's settings, for both of its configs.
+HAP_GLOBAL="global
     nbthread 2
     maxconn 1000
 
@@ -120,18 +98,52 @@ defaults
     timeout connect 1m
     timeout client 1m
     timeout server 1m
+"
 
-listen throughput
-    bind 127.0.0.1:$T_HAP_PORT
-    server iperf3 127.0.0.1:$IPERF_PORT
+# Throughput: every run starts iperf3 -s and the three proxies afresh, each on a port the kernel
+# just found free, and stops them after the run. Which ports a connection gets moves loopback
+# throughput here by up to ~25% for the same binary (ntm and haproxy alike, measured: one
+# listening port gave 14 Gbit/s, others 17-19, run after run), so a fixed set of ports would let
+# one draw decide the ratio; fresh ports per run let the median average over draws.
+# Sets IPERF_PORT/PID, T_NTM_PORT/PID, T_HAP_PORT/PID, T_SOCAT_PORT/PID.
+start_throughput_servers() {
+    free_port IPERF_PORT
+    start_server iperf3-server "$IPERF_PORT" iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT"
+    IPERF_PID="$LAST_PID"
+    free_port T_NTM_PORT
+    start_server ntm-proxy-iperf "$T_NTM_PORT" "$NTM" proxy --listen "127.0.0.1:$T_NTM_PORT" \
+        --upstream "127.0.0.1:$IPERF_PORT"
+    T_NTM_PID="$LAST_PID"
+    free_port T_HAP_PORT
+    printf '%s\nlisten throughput\n    bind 127.0.0.1:%s\n    server iperf3 127.0.0.1:%s\n' \
+        "$HAP_GLOBAL" "$T_HAP_PORT" "$IPERF_PORT" >"$WORK/haproxy-throughput.cfg"
+    start_server haproxy-throughput "$T_HAP_PORT" haproxy -db -f "$WORK/haproxy-throughput.cfg"
+    T_HAP_PID="$LAST_PID"
+    free_port T_SOCAT_PORT
+    start_server socat "$T_SOCAT_PORT" socat "TCP-LISTEN:$T_SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" \
+        "TCP:127.0.0.1:$IPERF_PORT"
+    T_SOCAT_PID="$LAST_PID"
+}
 
-listen latency
-    bind 127.0.0.1:$L_HAP_PORT
-    server ntm 127.0.0.1:$L_SERVE_PORT
-EOF
-start_server haproxy "$T_HAP_PORT" "${LAT_PIN[@]}" haproxy -db -f "$WORK/haproxy.cfg"
-HAP_PID="$LAST_PID"
-wait_listening "$HAP_PID" "$L_HAP_PORT" "$WORK/haproxy.log"
+stop_throughput_servers() {
+    local pid
+    for pid in "$T_NTM_PID" "$T_HAP_PID" "$T_SOCAT_PID" "$IPERF_PID"; do
+        stop_server "$pid"
+    done
+}
+
+# Latency section: its own server and proxies, pinned if PIN=1.
+free_port L_SERVE_PORT
+start_server ntm-serve-latency "$L_SERVE_PORT" "${LAT_PIN[@]}" "$NTM" serve --listen "127.0.0.1:$L_SERVE_PORT"
+free_port L_NTM_PORT
+start_server ntm-proxy-latency "$L_NTM_PORT" "${LAT_PIN[@]}" "$NTM" proxy --listen "127.0.0.1:$L_NTM_PORT" \
+    --upstream "127.0.0.1:$L_SERVE_PORT"
+
+# haproxy for the latency section, pinned with it when PIN=1.
+free_port L_HAP_PORT
+printf '%s\nlisten latency\n    bind 127.0.0.1:%s\n    server ntm 127.0.0.1:%s\n' \
+    "$HAP_GLOBAL" "$L_HAP_PORT" "$L_SERVE_PORT" >"$WORK/haproxy-latency.cfg"
+start_server haproxy-latency "$L_HAP_PORT" "${LAT_PIN[@]}" haproxy -db -f "$WORK/haproxy-latency.cfg"
 
 # Shaping sections: an unpinned server, one proxy per rate, one per delay, one unshaped.
 free_port S_SERVE_PORT
@@ -156,7 +168,8 @@ print_header "ntm proxy vs haproxy vs socat, and ntm proxy shaping accuracy, loo
 echo "# throughput: iperf3 -t $DURATION, 1 stream, end.sum_received, Gbit/s (1e9 bit/s); proxy cpu: user+system s per GB received"
 echo "# latency: ntm latency -t $LAT_SECONDS --size 64, rtt_us.p50 (full RTT, us); $PIN_NOTE"
 echo "# shaping: ntm measure -t $SHAPE_SECONDS -O 1 (first second omitted; -w 32KB below 10 Mbit/s); delay: ntm latency -n $DELAY_COUNT, p50 - 2 x delay"
-echo "# haproxy config: $(grep -v '^$' "$WORK/haproxy.cfg" | sed 's/^ *//' | paste -sd';' | sed 's/;/; /g')"
+echo "# haproxy config: $(printf '%s\nlisten NAME\n    bind ...\n    server ...\n' "$HAP_GLOBAL" | grep -v '^$' | sed 's/^ *//' | paste -sd';' | sed 's/;/; /g')"
+echo "# throughput: every run starts iperf3 -s, ntm proxy, haproxy and socat afresh on fresh ports"
 
 REC="$WORK/records"
 : >"$REC"
@@ -171,11 +184,12 @@ fail() {
 echo
 echo "## 1. unshaped throughput (iperf3, 1 stream, ${DURATION} s)"
 for ((run = 1; run <= RUNS; run++)); do
+    start_throughput_servers
     for path in direct ntm haproxy socat; do
         case "$path" in
             direct) port="$IPERF_PORT"; pid="" ;;
             ntm) port="$T_NTM_PORT"; pid="$T_NTM_PID" ;;
-            haproxy) port="$T_HAP_PORT"; pid="$HAP_PID" ;;
+            haproxy) port="$T_HAP_PORT"; pid="$T_HAP_PID" ;;
             socat) port="$T_SOCAT_PORT"; pid="$T_SOCAT_PID" ;;
         esac
         before=0
@@ -201,6 +215,7 @@ cpu_text = f"proxy cpu {cpu:5.2f} s  {cpu / gb:6.3f} cpu-s/GB" if cpu is not Non
 print(f"run {run}  {path:<8} {gbps:7.2f} Gbit/s  {gb:6.2f} GB  {cpu_text}")
 EOF
     done
+    stop_throughput_servers
 done
 
 # ---- 2. added latency ----------------------------------------------------------------------
