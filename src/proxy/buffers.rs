@@ -8,7 +8,10 @@
 //!
 //! Large buffers are [`LargeBuffer`]s (huge-page backed where the system allows), and idle ones
 //! are kept for the next connection, so connections that come and go do not map and fault in
-//! fresh memory each time.
+//! fresh memory each time. A huge page is resident as a whole once touched, so the proxy holds
+//! at most [`MAX_LARGE`] large buffers (in use or idle, 64 MiB at the default 2 MiB); bulk
+//! directions beyond that keep their small buffer and still relay every byte, only with more
+//! system calls.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -19,11 +22,19 @@ use crate::os::LargeBuffer;
 pub(super) const SMALL: usize = 64 * 1024;
 /// Idle large buffers kept for reuse (the rest are unmapped when their connection ends).
 const KEEP_IDLE: usize = 8;
+/// Large buffers that may exist at once, in use or idle.
+pub(super) const MAX_LARGE: usize = 32;
 
-/// The proxy's idle large buffers.
+/// The proxy's large buffers: the idle ones, and how many exist.
 pub(super) struct BufferPool {
     size: usize,
-    idle: Mutex<Vec<LargeBuffer>>,
+    state: Mutex<PoolState>,
+}
+
+struct PoolState {
+    idle: Vec<LargeBuffer>,
+    /// Large buffers mapped now, idle ones included.
+    live: usize,
 }
 
 impl BufferPool {
@@ -31,30 +42,42 @@ impl BufferPool {
     pub(super) fn new(size: usize) -> BufferPool {
         BufferPool {
             size: size.max(SMALL),
-            idle: Mutex::new(Vec::new()),
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                live: 0,
+            }),
         }
     }
 
-    /// An idle large buffer, or a new one; `None` if memory cannot be mapped, in which case the
-    /// caller carries on with its small buffer.
+    /// An idle large buffer, or a new one; `None` when [`MAX_LARGE`] exist already or memory
+    /// cannot be mapped, in which case the caller carries on with its small buffer.
     fn take(&self) -> Option<LargeBuffer> {
-        if let Some(b) = self.idle.lock().expect("buffer pool lock").pop() {
+        let mut state = self.state.lock().expect("buffer pool lock");
+        if let Some(b) = state.idle.pop() {
             return Some(b);
         }
-        LargeBuffer::new(self.size).ok()
+        if state.live >= MAX_LARGE {
+            return None;
+        }
+        let b = LargeBuffer::new(self.size).ok()?;
+        state.live += 1;
+        Some(b)
     }
 
     fn give_back(&self, buffer: LargeBuffer) {
-        let mut idle = self.idle.lock().expect("buffer pool lock");
-        if idle.len() < KEEP_IDLE {
-            idle.push(buffer);
+        let mut state = self.state.lock().expect("buffer pool lock");
+        if state.idle.len() < KEEP_IDLE {
+            state.idle.push(buffer);
+        } else {
+            state.live -= 1;
         }
     }
 
-    /// How many idle large buffers the pool holds.
+    /// How many large buffers are idle, and how many exist.
     #[cfg(test)]
-    pub(super) fn idle(&self) -> usize {
-        self.idle.lock().expect("buffer pool lock").len()
+    fn counts(&self) -> (usize, usize) {
+        let state = self.state.lock().expect("buffer pool lock");
+        (state.idle.len(), state.live)
     }
 }
 
@@ -136,10 +159,14 @@ mod tests {
             buf[(1 << 20) - 1] = 7;
             assert!(!buf.grow_if_full(1 << 20), "grows once");
         }
-        assert_eq!(pool.idle(), 1, "the large buffer went back to the pool");
+        assert_eq!(
+            pool.counts(),
+            (1, 1),
+            "the large buffer went back to the pool"
+        );
         let mut again = RelayBuffer::new(&pool);
         assert!(again.grow_if_full(SMALL));
-        assert_eq!(pool.idle(), 0, "the next bulk direction reuses it");
+        assert_eq!(pool.counts(), (0, 1), "the next bulk direction reuses it");
     }
 
     #[test]
@@ -151,8 +178,30 @@ mod tests {
         for b in &mut many {
             assert!(b.grow_if_full(SMALL));
         }
+        assert_eq!(pool.counts(), (0, KEEP_IDLE + 3));
         drop(many);
-        assert_eq!(pool.idle(), KEEP_IDLE);
+        assert_eq!(pool.counts(), (KEEP_IDLE, KEEP_IDLE));
+    }
+
+    #[test]
+    fn at_most_max_large_exist_and_the_rest_stay_small() {
+        let pool = BufferPool::new(SMALL);
+        let mut many: Vec<_> = (0..MAX_LARGE + 5)
+            .map(|_| RelayBuffer::new(&pool))
+            .collect();
+        let grown = many
+            .iter_mut()
+            .map(|b| b.grow_if_full(SMALL))
+            .filter(|&g| g)
+            .count();
+        assert_eq!(grown, MAX_LARGE);
+        assert!(many[MAX_LARGE..].iter().all(|b| b.len() == SMALL));
+        assert_eq!(pool.counts(), (0, MAX_LARGE));
+        // One ends: its buffer is reused by a direction that could not grow before.
+        many.swap_remove(0);
+        assert_eq!(pool.counts(), (1, MAX_LARGE));
+        assert!(many[MAX_LARGE].grow_if_full(SMALL));
+        assert_eq!(pool.counts(), (0, MAX_LARGE));
     }
 
     #[test]
