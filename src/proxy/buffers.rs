@@ -2,25 +2,22 @@
 //! first read that fills it shows the sender is ahead of the proxy (a bulk transfer), and the
 //! direction switches to a large one, so each read then takes everything the socket has
 //! queued and each write passes it on whole. Fewer, larger calls cost less CPU per byte and
-//! wake both peers less often: on loopback, iperf3 through the proxy ran at about 19 Gbit/s
-//! with a 2 MiB buffer against about 16 Gbit/s with 256 KiB (see README, proxy benchmark). A
-//! connection that carries small messages never holds more than the small buffer.
+//! wake both peers less often: on loopback, iperf3 through the proxy ran at 19.4-20.3 Gbit/s
+//! with a 2 MiB buffer against 18.2-19.1 with a fixed 256 KiB one, same listening ports,
+//! alternating (see README, proxy benchmark). A connection that carries small messages never
+//! holds more than the small buffer.
 //!
-//! Large buffers are [`LargeBuffer`]s (huge-page backed where the system allows), and idle ones
-//! are kept for the next connection, so connections that come and go do not map and fault in
-//! fresh memory each time. A huge page is resident as a whole once touched, so the proxy holds
-//! at most [`MAX_LARGE`] large buffers (in use or idle, 64 MiB at the default 2 MiB); bulk
-//! directions beyond that keep their small buffer and still relay every byte, only with more
-//! system calls.
+//! Idle large buffers are kept for the next connection, so connections that come and go do not
+//! allocate and fault in fresh memory each time, and the proxy holds at most [`MAX_LARGE`] large
+//! buffers (in use or idle, 64 MiB at the default 2 MiB); bulk directions beyond that keep their
+//! small buffer and still relay every byte, only with more system calls.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use crate::os::LargeBuffer;
-
 /// What every direction starts with.
 pub(super) const SMALL: usize = 64 * 1024;
-/// Idle large buffers kept for reuse (the rest are unmapped when their connection ends).
+/// Idle large buffers kept for reuse (the rest are freed when their connection ends).
 const KEEP_IDLE: usize = 8;
 /// Large buffers that may exist at once, in use or idle.
 pub(super) const MAX_LARGE: usize = 32;
@@ -32,8 +29,8 @@ pub(super) struct BufferPool {
 }
 
 struct PoolState {
-    idle: Vec<LargeBuffer>,
-    /// Large buffers mapped now, idle ones included.
+    idle: Vec<Vec<u8>>,
+    /// Large buffers that exist now, idle ones included.
     live: usize,
 }
 
@@ -49,9 +46,9 @@ impl BufferPool {
         }
     }
 
-    /// An idle large buffer, or a new one; `None` when [`MAX_LARGE`] exist already or memory
-    /// cannot be mapped, in which case the caller carries on with its small buffer.
-    fn take(&self) -> Option<LargeBuffer> {
+    /// An idle large buffer, or a new one; `None` when [`MAX_LARGE`] exist already, in which
+    /// case the caller carries on with its small buffer.
+    fn take(&self) -> Option<Vec<u8>> {
         let mut state = self.state.lock().expect("buffer pool lock");
         if let Some(b) = state.idle.pop() {
             return Some(b);
@@ -59,12 +56,12 @@ impl BufferPool {
         if state.live >= MAX_LARGE {
             return None;
         }
-        let b = LargeBuffer::new(self.size).ok()?;
         state.live += 1;
-        Some(b)
+        // Zeroed by the allocator (calloc): pages become resident as reads write them.
+        Some(vec![0; self.size])
     }
 
-    fn give_back(&self, buffer: LargeBuffer) {
+    fn give_back(&self, buffer: Vec<u8>) {
         let mut state = self.state.lock().expect("buffer pool lock");
         if state.idle.len() < KEEP_IDLE {
             state.idle.push(buffer);
@@ -81,19 +78,19 @@ impl BufferPool {
     }
 }
 
-/// One direction's buffer: small until [`RelayBuffer::grow`], then large. A large buffer goes
-/// back to the pool when the direction ends, however it ends.
+/// One direction's buffer: small until [`RelayBuffer::grow_if_full`], then large. A large
+/// buffer goes back to the pool when the direction ends, however it ends.
 pub(super) struct RelayBuffer<'a> {
-    small: Vec<u8>,
-    large: Option<LargeBuffer>,
+    buf: Vec<u8>,
+    large: bool,
     pool: &'a BufferPool,
 }
 
 impl<'a> RelayBuffer<'a> {
     pub(super) fn new(pool: &'a BufferPool) -> RelayBuffer<'a> {
         RelayBuffer {
-            small: vec![0; SMALL],
-            large: None,
+            buf: vec![0; SMALL],
+            large: false,
             pool,
         }
     }
@@ -101,40 +98,34 @@ impl<'a> RelayBuffer<'a> {
     /// Switches to a large buffer after a read of `read` bytes filled the small one. Returns
     /// whether it switched.
     pub(super) fn grow_if_full(&mut self, read: usize) -> bool {
-        if self.large.is_some() || read < self.small.len() {
+        if self.large || read < self.buf.len() {
             return false;
         }
-        self.large = self.pool.take();
-        if self.large.is_some() {
-            self.small = Vec::new();
+        if let Some(large) = self.pool.take() {
+            self.buf = large;
+            self.large = true;
         }
-        self.large.is_some()
+        self.large
     }
 }
 
 impl Deref for RelayBuffer<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        match &self.large {
-            Some(b) => b,
-            None => &self.small,
-        }
+        &self.buf
     }
 }
 
 impl DerefMut for RelayBuffer<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        match &mut self.large {
-            Some(b) => b,
-            None => &mut self.small,
-        }
+        &mut self.buf
     }
 }
 
 impl Drop for RelayBuffer<'_> {
     fn drop(&mut self) {
-        if let Some(b) = self.large.take() {
-            self.pool.give_back(b);
+        if self.large {
+            self.pool.give_back(std::mem::take(&mut self.buf));
         }
     }
 }
@@ -202,14 +193,5 @@ mod tests {
         assert_eq!(pool.counts(), (1, MAX_LARGE));
         assert!(many[MAX_LARGE].grow_if_full(SMALL));
         assert_eq!(pool.counts(), (0, MAX_LARGE));
-    }
-
-    #[test]
-    fn large_buffers_are_aligned_to_huge_pages() {
-        let mut b = LargeBuffer::new(3 << 20).unwrap();
-        assert_eq!(b.len(), 3 << 20);
-        assert_eq!(b.as_ptr() as usize % (2 << 20), 0);
-        b.fill(0xa5);
-        assert!(b.iter().all(|&x| x == 0xa5));
     }
 }
