@@ -336,6 +336,9 @@ print("unshaped throughput, iperf3 1 stream:")
 for path in ("direct", "ntm", "haproxy", "socat"):
     cpu = f"  proxy {med(tcpu[path]):6.3f} cpu-s/GB" if path in tcpu else ""
     print(f"  {path:<8} {med(tput[path]):7.2f} Gbit/s {rng(tput[path], '{:.2f}')}{cpu}")
+# ntm and haproxy alternate within a run, so each run's own ratio shows the spread.
+per_run = [n / h for n, h in zip(tput["ntm"], tput["haproxy"]) if h > 0]
+print("  ntm/haproxy per run: " + " ".join(f"{x:.2f}" for x in per_run))
 print(f"added p50 latency, 64 B request/response ({sys.argv[2]}):")
 print(f"  direct   p50 {med(lat['direct']):8.2f} us {rng(lat['direct'], '{:.2f}')}")
 for path in ("ntm", "haproxy"):
