@@ -9,7 +9,8 @@
 #      haproxy  through haproxy -db -f CFG, a "listen" section in mode tcp (nbthread 2,
 #               timeouts 1m; the config is written to a temporary directory and printed)
 #      socat    through socat TCP-LISTEN:B,bind=127.0.0.1,fork,reuseaddr TCP:127.0.0.1:IPERF
-#    Every run starts iperf3 -s and the three proxies afresh on ports the kernel just found
+#    The paths take turns going first (run 1: direct ntm haproxy socat, run 2: ntm haproxy socat
+#    direct, ...). Every run starts iperf3 -s and the three proxies afresh on ports the kernel just found
 #    free, and stops them after it: on this VM the ports a connection gets move its loopback
 #    throughput by up to ~25% for every tool, so the median is taken over several draws.
 #    Rate: end.sum_received.bits_per_second (what iperf3's server counted / its duration),
@@ -18,8 +19,10 @@
 #    per GB received. Each tool runs with its defaults (socat copies in 8 KiB reads).
 # 2. Added latency. ntm latency 127.0.0.1:PORT -t 3 --size 64 --format json against
 #    ntm serve: direct, through an unshaped ntm proxy, through haproxy. Figure: rtt_us.p50, a
-#    full round trip in microseconds. Added = via - direct, per run (the paths alternate within
-#    each run), then the median over runs.
+#    full round trip in microseconds. Added = via - direct, per run, then the median over runs.
+#    This section has its own run count, LAT_RUNS (default 3 x RUNS): a round trip of ~60 us
+#    moves by ~20 us between runs here, so three runs would let one draw decide the ratio. The
+#    paths take turns going first, so no path always follows the same one.
 #    On a small VM the RTT is bimodal: about 5 us when the processes share a vCPU, about 70 us
 #    when each message has to wake another vCPU (see bench/latency.sh). A proxy adds a hop, so
 #    the regime can change run by run. PIN=1 pins every process of this section (server,
@@ -48,7 +51,7 @@
 #   ntm/haproxy unshaped throughput                        target >= 1.3, goal >= 2
 #   ntm/haproxy added p50 latency (last line)              target <= 1.2
 #
-# Usage: [RUNS=N] [DURATION=S] [PIN=0|1] [PIN_CPU=N] bench/proxy.sh      (from any directory)
+# Usage: [RUNS=N] [LAT_RUNS=N] [DURATION=S] [PIN=0|1] [PIN_CPU=N] bench/proxy.sh      (from any directory)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -58,11 +61,13 @@ DURATION="${DURATION:-10}"
 PIN="${PIN:-0}"
 PIN_CPU="${PIN_CPU:-0}"
 LAT_SECONDS=3
+LAT_RUNS="${LAT_RUNS:-$((3 * RUNS))}"
 SHAPE_SECONDS=5
 DELAY_COUNT=200
 RATES_MBIT=(1 10 100 1000)
 DELAYS_MS=(5 25 100)
 require_whole_number RUNS 1 "an integer"
+require_whole_number LAT_RUNS 1 "an integer"
 require_whole_number DURATION 1 "a whole number of seconds"
 if [[ "$PIN" != 0 && "$PIN" != 1 ]]; then
     echo "PIN must be 0 or 1 (got '$PIN')" >&2
@@ -183,9 +188,12 @@ fail() {
 # ---- 1. unshaped throughput ----------------------------------------------------------------
 echo
 echo "## 1. unshaped throughput (iperf3, 1 stream, ${DURATION} s)"
+TPUT_PATHS=(direct ntm haproxy socat)
 for ((run = 1; run <= RUNS; run++)); do
     start_throughput_servers
-    for path in direct ntm haproxy socat; do
+    # The paths take turns going first, as in the latency section.
+    for ((i = 0; i < 4; i++)); do
+        path="${TPUT_PATHS[$(((run - 1 + i) % 4))]}"
         case "$path" in
             direct) port="$IPERF_PORT"; pid="" ;;
             ntm) port="$T_NTM_PORT"; pid="$T_NTM_PID" ;;
@@ -219,39 +227,37 @@ EOF
 done
 
 # ---- 2. added latency ----------------------------------------------------------------------
+# The paths take turns going first (run 1: direct ntm haproxy, run 2: ntm haproxy direct, ...),
+# so neither proxy always follows the direct run; "added" is each run's via - direct.
 echo
-echo "## 2. added latency (ntm latency -t $LAT_SECONDS --size 64, p50 full RTT; ${PIN_NOTE%%:*})"
-for ((run = 1; run <= RUNS; run++)); do
-    : >"$WORK/lat-run"
-    for path in direct ntm haproxy; do
+echo "## 2. added latency (ntm latency -t $LAT_SECONDS --size 64, p50 full RTT; ${PIN_NOTE%%:*}; $LAT_RUNS runs)"
+LAT_PATHS=(direct ntm haproxy)
+for ((run = 1; run <= LAT_RUNS; run++)); do
+    for ((i = 0; i < 3; i++)); do
+        path="${LAT_PATHS[$(((run - 1 + i) % 3))]}"
         case "$path" in
             direct) port="$L_SERVE_PORT" ;;
             ntm) port="$L_NTM_PORT" ;;
             haproxy) port="$L_HAP_PORT" ;;
         esac
         "${LAT_PIN[@]}" "$NTM" latency "127.0.0.1:$port" -t "$LAT_SECONDS" --size 64 --format json \
-            >"$WORK/out" 2>"$WORK/err" || fail "ntm latency via $path" "$run"
-        python3 - "$run" "$path" "$WORK/out" "$WORK/lat-run" "$REC" <<'EOF'
-import json, sys
-run, path, out, runfile, rec = sys.argv[1:]
-doc = json.load(open(out))
-rtt = doc["rtt_us"]
-p50 = rtt["p50"]
-direct = None
-for line in open(runfile):
-    name, value = line.split()
-    if name == "direct":
-        direct = float(value)
-with open(runfile, "a") as f:
-    f.write(f"{path} {p50}\n")
-added = "" if path == "direct" else f"  added {p50 - direct:+8.2f} us"
-with open(rec, "a") as f:
-    f.write(f"lat {path} {run} {p50} {p50 - direct if direct is not None else 0}\n")
-note = "  PARTIAL" if doc.get("partial") else ""
-print(f"run {run}  {path:<8} p50 {p50:8.2f} us  p99 {rtt['p99']:8.2f} us  "
-      f"{doc['transactions_per_second']:8.0f} transactions/s{added}{note}")
-EOF
+            >"$WORK/out-$path" 2>"$WORK/err" || { cp "$WORK/out-$path" "$WORK/out"; fail "ntm latency via $path" "$run"; }
     done
+    python3 - "$run" "$WORK" "$REC" <<'EOF'
+import json, sys
+run, work, rec = sys.argv[1:]
+docs = {p: json.load(open(f"{work}/out-{p}")) for p in ("direct", "ntm", "haproxy")}
+direct = docs["direct"]["rtt_us"]["p50"]
+for path, doc in docs.items():
+    rtt = doc["rtt_us"]
+    p50 = rtt["p50"]
+    with open(rec, "a") as f:
+        f.write(f"lat {path} {run} {p50} {p50 - direct}\n")
+    added = "" if path == "direct" else f"  added {p50 - direct:+8.2f} us"
+    note = "  PARTIAL" if doc.get("partial") else ""
+    print(f"run {run}  {path:<8} p50 {p50:8.2f} us  p99 {rtt['p99']:8.2f} us  "
+          f"{doc['transactions_per_second']:8.0f} transactions/s{added}{note}")
+EOF
 done
 
 # ---- 3. shaping accuracy -------------------------------------------------------------------
