@@ -32,18 +32,35 @@ impl LinkSpec {
         }
     }
 
-    /// Bytes that may wait inside the link: a bandwidth-delay product's worth (twice, for the
-    /// jitter and the chunk in hand), at least 256 KiB, at most 64 MiB. This bounds the proxy's
-    /// memory per connection and direction; past it the reader stops and TCP pushes back.
+    /// Bytes that may wait inside the link: twice a bandwidth-delay product (for the jitter and
+    /// the chunk in hand) plus four chunks, at most 16 MiB. This bounds the proxy's memory per
+    /// connection and direction; past it the reader stops and TCP pushes back on the sender. A
+    /// small floor keeps a slow link's queue short: at 3G's 0.75 Mbit/s it holds about 0.2 s, not
+    /// seconds of bufferbloat on top of the delay asked for.
     pub fn queue_bytes(&self) -> usize {
         let delay = (self.delay + self.jitter).as_secs_f64();
         let bdp = match self.rate_bps {
             Some(bps) => bps as f64 / 8.0 * delay,
-            // Unlimited rate: assume 10 Gbit/s for sizing.
+            // Unlimited rate: size for 10 Gbit/s, within the cap.
             None => 10e9 / 8.0 * delay,
         };
-        ((2.0 * bdp) as usize).clamp(256 * 1024, 64 * 1024 * 1024)
+        ((2.0 * bdp) as usize + 4 * self.chunk_bytes()).min(MAX_QUEUE)
     }
+}
+
+/// Most bytes one direction of one connection holds inside an emulated link: with delay only
+/// (no rate), 16 MiB keeps a 100 ms one-way delay above 1 Gbit/s, more than TCP's default
+/// windows give a real path of that length.
+pub const MAX_QUEUE: usize = 16 << 20;
+
+/// When a chunk leaves the emulated link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// When its last byte reaches the far end.
+    pub release: Duration,
+    /// How long the link took to serialise it (zero without a rate): its bytes reach the far end
+    /// over `release - serialise ..= release`.
+    pub serialise: Duration,
 }
 
 /// The scheduling state of one direction.
@@ -65,9 +82,11 @@ impl ShapedLink {
         }
     }
 
-    /// A chunk of `bytes` arrives at `now`; returns when its last byte leaves the far end.
+    /// A chunk of `bytes` arrives at `now`; returns when it leaves the far end.
     /// `jitter_fraction` in `[0, 1]` picks the jitter (the caller draws it, so this stays pure).
-    pub fn schedule(&mut self, now: Duration, bytes: usize, jitter_fraction: f64) -> Duration {
+    /// A chunk held back behind a jittered one still leaves no sooner than its own serialisation
+    /// time after it, so jitter never pushes the link above its rate.
+    pub fn schedule(&mut self, now: Duration, bytes: usize, jitter_fraction: f64) -> Slot {
         let start = now.max(self.free_at);
         let serialise = match self.spec.rate_bps {
             Some(bps) if bps > 0 => Duration::from_secs_f64(bytes as f64 * 8.0 / bps as f64),
@@ -75,9 +94,9 @@ impl ShapedLink {
         };
         self.free_at = start + serialise;
         let jitter = self.spec.jitter.mul_f64(jitter_fraction.clamp(0.0, 1.0));
-        let release = (self.free_at + self.spec.delay + jitter).max(self.last_release);
+        let release = (self.free_at + self.spec.delay + jitter).max(self.last_release + serialise);
         self.last_release = release;
-        release
+        Slot { release, serialise }
     }
 }
 
@@ -188,7 +207,7 @@ mod tests {
             ..Default::default()
         });
         let releases: Vec<_> = (0..5)
-            .map(|_| link.schedule(Duration::ZERO, 1000, 0.0))
+            .map(|_| link.schedule(Duration::ZERO, 1000, 0.0).release)
             .collect();
         assert_eq!(releases, vec![MS, 2 * MS, 3 * MS, 4 * MS, 5 * MS]);
     }
@@ -200,8 +219,8 @@ mod tests {
             delay: 50 * MS,
             jitter: Duration::ZERO,
         });
-        let a = link.schedule(Duration::ZERO, 1000, 0.0);
-        let b = link.schedule(Duration::ZERO, 1000, 0.0);
+        let a = link.schedule(Duration::ZERO, 1000, 0.0).release;
+        let b = link.schedule(Duration::ZERO, 1000, 0.0).release;
         assert_eq!(a, 51 * MS);
         assert_eq!(
             b,
@@ -218,7 +237,7 @@ mod tests {
             jitter: Duration::ZERO,
         });
         link.schedule(Duration::ZERO, 1000, 0.0);
-        assert_eq!(link.schedule(100 * MS, 1000, 0.0), 111 * MS);
+        assert_eq!(link.schedule(100 * MS, 1000, 0.0).release, 111 * MS);
     }
 
     #[test]
@@ -228,8 +247,8 @@ mod tests {
             delay: 10 * MS,
             jitter: 20 * MS,
         });
-        let first = link.schedule(Duration::ZERO, 100, 1.0);
-        let second = link.schedule(MS, 100, 0.0);
+        let first = link.schedule(Duration::ZERO, 100, 1.0).release;
+        let second = link.schedule(MS, 100, 0.0).release;
         assert_eq!(first, 30 * MS);
         assert_eq!(
             second,
@@ -250,7 +269,7 @@ mod tests {
             let total_bytes = chunk * 1000;
             let mut last = Duration::ZERO;
             for _ in 0..1000 {
-                last = link.schedule(Duration::ZERO, chunk, 0.0);
+                last = link.schedule(Duration::ZERO, chunk, 0.0).release;
             }
             let rate = total_bytes as f64 * 8.0 / last.as_secs_f64();
             assert!((rate / bps as f64 - 1.0).abs() < 1e-6, "{bps}: {rate}");
@@ -269,13 +288,51 @@ mod tests {
     }
 
     #[test]
+    fn jitter_never_lifts_the_link_above_its_rate() {
+        // 8 Mbit/s: 1000 bytes take 1 ms. The first chunk draws the full 20 ms of jitter, the
+        // rest none: they queue behind it and leave 1 ms apart, not in a burst.
+        let mut link = ShapedLink::new(LinkSpec {
+            rate_bps: Some(8_000_000),
+            delay: 10 * MS,
+            jitter: 20 * MS,
+        });
+        let first = link.schedule(Duration::ZERO, 1000, 1.0);
+        assert_eq!(
+            first,
+            Slot {
+                release: 31 * MS,
+                serialise: MS
+            }
+        );
+        let rest: Vec<_> = (0..4)
+            .map(|_| link.schedule(Duration::ZERO, 1000, 0.0).release)
+            .collect();
+        assert_eq!(rest, vec![32 * MS, 33 * MS, 34 * MS, 35 * MS]);
+    }
+
+    #[test]
     fn queue_holds_a_bandwidth_delay_product() {
         let spec = LinkSpec {
             rate_bps: Some(1_000_000_000),
-            delay: Duration::from_millis(100),
+            delay: Duration::from_millis(10),
             jitter: Duration::ZERO,
         };
-        assert_eq!(spec.queue_bytes(), 25_000_000);
-        assert_eq!(LinkSpec::default().queue_bytes(), 256 * 1024);
+        // 2 x 1.25 MB + four 64 KiB chunks.
+        assert_eq!(spec.queue_bytes(), 2_500_000 + 4 * 64 * 1024);
+        assert_eq!(LinkSpec::default().queue_bytes(), 4 * 64 * 1024);
+    }
+
+    #[test]
+    fn queues_stay_short_on_slow_links_and_bounded_on_long_ones() {
+        let (up, _) = profile("3g").unwrap().links();
+        let seconds = up.queue_bytes() as f64 * 8.0 / up.rate_bps.unwrap() as f64;
+        assert!(seconds < 0.25, "3g up queues {seconds} s");
+        for delay in [30, 100, 1000] {
+            let delay_only = LinkSpec {
+                delay: Duration::from_millis(delay),
+                ..Default::default()
+            };
+            assert_eq!(delay_only.queue_bytes(), MAX_QUEUE);
+        }
     }
 }

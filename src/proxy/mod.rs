@@ -181,16 +181,20 @@ impl Shared {
         }
     }
 
-    fn count(&self, dir: Dir, bytes: u64, at: Instant) {
+    /// Counts `bytes` that reached the far end at `at`, delivered over the `serialise` before.
+    fn count(&self, dir: Dir, bytes: u64, at: Instant, serialise: Duration) {
         let c = match dir {
             Dir::Up => &self.counters.bytes_up,
             Dir::Down => &self.counters.bytes_down,
         };
         c.fetch_add(bytes, Ordering::Relaxed);
-        self.total
-            .lock()
-            .expect("timeline lock")
-            .add(dir, at.duration_since(self.started), bytes);
+        let at = at.duration_since(self.started);
+        self.total.lock().expect("timeline lock").add_spread(
+            dir,
+            at.saturating_sub(serialise),
+            at,
+            bytes,
+        );
     }
 }
 

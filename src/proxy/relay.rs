@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::buffers::{BufferPool, RelayBuffer};
-use super::flights::{Dir, FlightTracker, MAX_KEPT};
+use super::flights::{Dir, FlightTracker};
 use super::timeline::Timeline;
 use super::{ConnectionReport, LiveConnection, ProxyEvent, Shared};
 
@@ -57,32 +57,33 @@ fn slot(dir: Dir) -> usize {
 }
 
 impl Recorder {
-    fn record(&self, dir: Dir, bytes: usize) {
+    /// Counts `bytes` that reached the far end just now; a shaped link took `serialise` to
+    /// deliver them, so the timelines spread them over that time (zero when unshaped).
+    fn record(&self, dir: Dir, bytes: usize, serialise: Duration) {
         let now = Instant::now();
         let at = now.duration_since(self.opened);
+        let from = at.saturating_sub(serialise);
         let bytes = bytes as u64;
         {
             let mut s = self.state.lock().expect("connection state lock");
             let i = slot(dir);
             s.bytes[i] += bytes;
-            s.first[i].get_or_insert(at);
+            s.first[i].get_or_insert(from);
             s.last[i] = Some(at);
             let before = s.flights.count();
-            if before < MAX_KEPT || s.flights.flights().last().is_some_and(|f| f.dir == dir) {
-                s.flights.record(dir, bytes, at);
-            }
+            s.flights.record(dir, bytes, at);
             if s.flights.count() > before {
                 self.shared.counters.flights.fetch_add(1, Ordering::Relaxed);
                 self.live.flights.fetch_add(1, Ordering::Relaxed);
             }
-            s.timeline.add(dir, at, bytes);
+            s.timeline.add_spread(dir, from, at, bytes);
         }
         let live = match dir {
             Dir::Up => &self.live.bytes_up,
             Dir::Down => &self.live.bytes_down,
         };
         live.fetch_add(bytes, Ordering::Relaxed);
-        self.shared.count(dir, bytes, now);
+        self.shared.count(dir, bytes, now, serialise);
     }
 
     fn report(
@@ -184,12 +185,21 @@ pub(super) async fn serve(
     // The proxy must add no Nagle delay to the protocol it watches.
     let _ = client.set_nodelay(true);
     let connected = tokio::select! {
-        _ = stop.cancelled() => return,
-        c = connect_upstream(&shared.config.upstream, shared.config.connect_timeout) => c,
+        _ = stop.cancelled() => Err(None),
+        c = connect_upstream(&shared.config.upstream, shared.config.connect_timeout) => c.map_err(Some),
     };
     let (upstream, upstream_addr) = match connected {
         Ok(pair) => pair,
-        Err(e) => {
+        Err(None) => {
+            // Stopped while connecting: the client is reset, as every open connection is.
+            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            drop(client);
+            let report = recorder.report(peer, None, "proxy stopped".to_string(), id);
+            drop(open);
+            let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
+            return;
+        }
+        Err(Some(e)) => {
             shared
                 .counters
                 .upstream_failures
@@ -211,7 +221,7 @@ pub(super) async fn serve(
 
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
-    let (end, reset) = {
+    let (end, resets) = {
         let up = pump(
             &mut client_read,
             &mut upstream_write,
@@ -230,7 +240,9 @@ pub(super) async fn serve(
         let (mut up_done, mut down_done) = (false, false);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => break ("proxy stopped".to_string(), None),
+                // Whatever is still in flight is lost: both sides get a reset, so neither
+                // mistakes the cut for a clean end of stream.
+                _ = stop.cancelled() => break ("proxy stopped".to_string(), &[Dir::Up, Dir::Down][..]),
                 end = &mut up, if !up_done => match end {
                     PumpEnd::Eof => up_done = true,
                     failed => break failure(failed, Dir::Up),
@@ -241,7 +253,7 @@ pub(super) async fn serve(
                 },
             }
             if up_done && down_done {
-                break ("closed".to_string(), None);
+                break ("closed".to_string(), &[][..]);
             }
         }
     };
@@ -250,16 +262,17 @@ pub(super) async fn serve(
     let linger0 = |s: &TcpStream| {
         let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
     };
-    match reset {
-        Some(Dir::Up) => {
-            linger0(upstream_write.as_ref());
-            upstream_write.forget();
+    for dir in resets {
+        match dir {
+            Dir::Up => linger0(upstream_write.as_ref()),
+            Dir::Down => linger0(client_write.as_ref()),
         }
-        Some(Dir::Down) => {
-            linger0(client_write.as_ref());
-            client_write.forget();
-        }
-        None => {}
+    }
+    if resets.contains(&Dir::Up) {
+        upstream_write.forget();
+    }
+    if resets.contains(&Dir::Down) {
+        client_write.forget();
     }
     debug!(id, client = %peer, end, "connection ended");
     let report = recorder.report(peer, Some(upstream_addr), end, id);
@@ -269,15 +282,15 @@ pub(super) async fn serve(
 
 /// Names a failure and says which side must get a reset: the destination when the source reset
 /// (`Up` = the upstream, `Down` = the client), the source when the destination went away.
-fn failure(end: PumpEnd, dir: Dir) -> (String, Option<Dir>) {
-    let (source, dest, toward_dest, toward_source) = match dir {
-        Dir::Up => ("client", "upstream", Dir::Up, Dir::Down),
-        Dir::Down => ("upstream", "client", Dir::Down, Dir::Up),
+fn failure(end: PumpEnd, dir: Dir) -> (String, &'static [Dir]) {
+    let (source, dest, toward_dest, toward_source): (_, _, &[Dir], &[Dir]) = match dir {
+        Dir::Up => ("client", "upstream", &[Dir::Up], &[Dir::Down]),
+        Dir::Down => ("upstream", "client", &[Dir::Down], &[Dir::Up]),
     };
     match end {
-        PumpEnd::ReadReset => (format!("reset by {source}"), Some(toward_dest)),
-        PumpEnd::WriteFailed => (format!("{dest} went away"), Some(toward_source)),
-        PumpEnd::Eof | PumpEnd::Stopped => ("closed".to_string(), None),
+        PumpEnd::ReadReset => (format!("reset by {source}"), toward_dest),
+        PumpEnd::WriteFailed => (format!("{dest} went away"), toward_source),
+        PumpEnd::Eof | PumpEnd::Stopped => ("closed".to_string(), &[]),
     }
 }
 
@@ -330,7 +343,7 @@ async fn pump_splice(
             let _ = to.shutdown().await;
             return PumpEnd::Eof;
         }
-        recorder.record(dir, moved);
+        recorder.record(dir, moved, Duration::ZERO);
         let mut pending = moved;
         let sink = (*to).as_ref();
         while pending > 0 {
@@ -365,7 +378,7 @@ async fn pump_direct(
             Ok(n) => n,
             Err(_) => return PumpEnd::ReadReset,
         };
-        recorder.record(dir, n);
+        recorder.record(dir, n, Duration::ZERO);
         if to.write_all(&buf[..n]).await.is_err() {
             return PumpEnd::WriteFailed;
         }
@@ -379,6 +392,8 @@ async fn pump_direct(
 enum InFlight {
     Data {
         release: Instant,
+        /// How long the link took to serialise it.
+        serialise: Duration,
         bytes: BytesMut,
         _permit: OwnedSemaphorePermit,
     },
@@ -406,12 +421,12 @@ async fn pump_shaped(
     let schedule = |bytes: usize| {
         let now = Instant::now();
         let fraction = if jitter { fastrand::f64() } else { 0.0 };
-        let release = link.lock().expect("link lock").schedule(
+        let slot = link.lock().expect("link lock").schedule(
             now.duration_since(shared.started),
             bytes,
             fraction,
         );
-        shared.started + release
+        (shared.started + slot.release, slot.serialise)
     };
 
     let reader = async {
@@ -423,15 +438,16 @@ async fn pump_shaped(
             match from.read(&mut bytes).await {
                 Ok(0) => {
                     let _ = tx.send(InFlight::Eof {
-                        release: schedule(0),
+                        release: schedule(0).0,
                     });
                     return;
                 }
                 Ok(n) => {
                     bytes.truncate(n);
-                    let release = schedule(n);
+                    let (release, serialise) = schedule(n);
                     let _ = tx.send(InFlight::Data {
                         release,
+                        serialise,
                         bytes,
                         _permit: permit,
                     });
@@ -446,14 +462,19 @@ async fn pump_shaped(
     let writer = async {
         while let Some(item) = rx.recv().await {
             match item {
-                InFlight::Data { release, bytes, .. } => {
+                InFlight::Data {
+                    release,
+                    serialise,
+                    bytes,
+                    ..
+                } => {
                     sleep_until_precise(release).await;
                     if to.write_all(&bytes).await.is_err() {
                         return PumpEnd::WriteFailed;
                     }
                     // Counted as it leaves the emulated link, so timelines, peaks and flights
                     // show the shaped traffic the far end sees.
-                    recorder.record(dir, bytes.len());
+                    recorder.record(dir, bytes.len(), serialise);
                 }
                 InFlight::Eof { release } => {
                     sleep_until_precise(release).await;

@@ -33,19 +33,44 @@ impl Timeline {
 
     /// Adds `bytes` in `dir` at `at` (since the timeline's start).
     pub fn add(&mut self, dir: Dir, at: Duration, bytes: u64) {
-        let mut index = (at.as_nanos() / self.bin.as_nanos()) as usize;
-        while index >= MAX_BINS {
+        self.add_spread(dir, at, at, bytes);
+    }
+
+    /// Adds `bytes` in `dir` spread evenly over `from..=to`, as a link that serialised them over
+    /// that time delivers them; every byte lands in some bin (the rounding goes to the last).
+    pub fn add_spread(&mut self, dir: Dir, from: Duration, to: Duration, bytes: u64) {
+        let from = from.min(to);
+        while self.index(to) >= MAX_BINS {
             self.coarsen();
-            index = (at.as_nanos() / self.bin.as_nanos()) as usize;
         }
+        let (first, last) = (self.index(from), self.index(to));
+        let bin = self.bin;
         let bins = match dir {
             Dir::Up => &mut self.up,
             Dir::Down => &mut self.down,
         };
-        if bins.len() <= index {
-            bins.resize(index + 1, 0);
+        if bins.len() <= last {
+            bins.resize(last + 1, 0);
         }
-        bins[index] += bytes;
+        let span = (to - from).as_nanos();
+        if first == last || span == 0 {
+            bins[last] += bytes;
+            return;
+        }
+        let mut given = 0;
+        for (i, slot) in bins.iter_mut().enumerate().take(last).skip(first) {
+            // The part of from..to inside bin i.
+            let end = (bin.as_nanos() * (i as u128 + 1)).min(to.as_nanos());
+            let start = (bin.as_nanos() * i as u128).max(from.as_nanos());
+            let share = (bytes as u128 * (end - start) / span) as u64;
+            *slot += share;
+            given += share;
+        }
+        bins[last] += bytes - given;
+    }
+
+    fn index(&self, at: Duration) -> usize {
+        (at.as_nanos() / self.bin.as_nanos()) as usize
     }
 
     fn coarsen(&mut self) {
@@ -80,6 +105,43 @@ mod tests {
         assert_eq!(t.up, vec![200, 0, 50]);
         assert_eq!(t.down, vec![0, 1000]);
         assert_eq!(t.peak_bps(Dir::Down), 1000.0 * 8.0 / 0.01);
+    }
+
+    #[test]
+    fn spread_bytes_follow_the_time_they_took() {
+        let mut t = Timeline::new(Duration::from_millis(10));
+        // 3000 bytes over 5..35 ms: 500 in bin 0, 1000 in bins 1 and 2, 500 in bin 3.
+        t.add_spread(
+            Dir::Up,
+            Duration::from_millis(5),
+            Duration::from_millis(35),
+            3000,
+        );
+        assert_eq!(t.up, vec![500, 1000, 1000, 500]);
+        // Rounding never loses a byte.
+        t.add_spread(Dir::Down, Duration::ZERO, Duration::from_millis(30), 10);
+        assert_eq!(t.down.iter().sum::<u64>(), 10);
+        // A span inside one bin is one add.
+        t.add_spread(
+            Dir::Down,
+            Duration::from_millis(41),
+            Duration::from_millis(42),
+            7,
+        );
+        assert_eq!(t.down[4], 7);
+    }
+
+    #[test]
+    fn a_span_past_the_last_bin_coarsens_first() {
+        let mut t = Timeline::new(Duration::from_millis(1));
+        t.add_spread(
+            Dir::Up,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            1_000_000,
+        );
+        assert!(t.up.len() <= MAX_BINS);
+        assert_eq!(t.up.iter().sum::<u64>(), 1_000_000);
     }
 
     #[test]
