@@ -435,3 +435,14 @@ fn negative_values_with_units_reach_our_parsers() {
         common::usage_error(&args, value, says);
     }
 }
+
+#[test]
+fn upstream_port_zero() {
+    for upstream in ["127.0.0.1:0", "localhost:0", "[::1]:0"] {
+        common::usage_error(
+            &["proxy", "--listen", "127.0.0.1:0", "--upstream", upstream],
+            upstream,
+            "port from 1 to 65535",
+        );
+    }
+}

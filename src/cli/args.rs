@@ -212,7 +212,8 @@ pub struct ProxyArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_listen)]
     pub listen: SocketAddr,
-    /// Where to relay connections, HOST:PORT (resolved once, at start).
+    /// Where to relay connections, HOST:PORT (resolved once, at start); a bare HOST means
+    /// port 8080 (the ntm server's), and port 0 is refused.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
     pub upstream: String,
     /// A named link: lan, fiber, cable, 5g, 4g, 3g, satellite (see below); flags override it.
@@ -659,20 +660,26 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Checks the shape of `HOST[:PORT]` (resolution happens when connecting) and adds the default
-/// port.
+/// port, 8080 (the ntm server's). Port 0 is refused: it cannot be connected to.
 pub fn parse_target(s: &str) -> Result<String, String> {
     let bad = || {
         format!(
             "invalid address '{s}': use HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080 or [::1]:8080"
         )
     };
+    let port_zero = || {
+        format!("invalid address '{s}': port 0 cannot be connected to; use a port from 1 to 65535")
+    };
     let s = s.trim();
-    if s.parse::<SocketAddr>().is_ok() {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(port_zero());
+        }
         return Ok(s.to_string());
     }
-    if s.parse::<std::net::IpAddr>().is_ok() {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         // A bare IP (v6 cannot take ":port" without brackets).
-        return Ok(SocketAddr::new(s.parse().map_err(|_| bad())?, 8080).to_string());
+        return Ok(SocketAddr::new(ip, 8080).to_string());
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
@@ -682,8 +689,11 @@ pub fn parse_target(s: &str) -> Result<String, String> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
-    if !host_ok || port == 0 {
+    if !host_ok {
         return Err(bad());
+    }
+    if port == 0 {
+        return Err(port_zero());
     }
     Ok(format!("{host}:{port}"))
 }
@@ -704,9 +714,20 @@ mod tests {
         assert_eq!(parse_target("localhost").unwrap(), "localhost:8080");
         assert_eq!(parse_target("[::1]:7").unwrap(), "[::1]:7");
         assert_eq!(parse_target("::1").unwrap(), "[::1]:8080");
-        for bad in ["", ":80", "host:port", "host:99999", "a b:1", "host:0"] {
+        for bad in [
+            "",
+            ":80",
+            "host:port",
+            "host:99999",
+            "a b:1",
+            "host:0",
+            "127.0.0.1:0",
+        ] {
             let e = parse_target(bad).unwrap_err();
             assert!(e.contains(&format!("'{}'", bad.trim())), "{e}");
+        }
+        for zero in ["host:0", "127.0.0.1:0", "[::1]:0"] {
+            assert!(parse_target(zero).unwrap_err().contains("port 0"), "{zero}");
         }
     }
 }
