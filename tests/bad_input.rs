@@ -446,3 +446,33 @@ fn upstream_port_zero() {
         );
     }
 }
+
+/// A recording or plot that cannot be written used to be found out at exit, after the whole
+/// run (exit 1, the recording lost); now before the proxy listens (exit 2).
+#[test]
+fn proxy_output_files_that_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let record = missing.join("x.csv");
+    let json = missing.join("x.json");
+    let plot = missing.join("x.svg");
+    let is_dir = dir.path().to_str().unwrap();
+    for (flag, path) in [
+        ("--record", record.to_str().unwrap()),
+        ("--record", json.to_str().unwrap()),
+        ("--record", is_dir),
+        ("--plot", plot.to_str().unwrap()),
+    ] {
+        let args = [
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            ANY,
+            flag,
+            path,
+        ];
+        common::usage_error(&args, path, "cannot write");
+    }
+    assert!(!missing.exists());
+}

@@ -1,7 +1,10 @@
-//! `ntm proxy`: resolves and binds before any traffic flows (so bad input exits 2), then relays
-//! and reports each connection as it closes, the summary on Ctrl-C, and the recordings at exit.
+//! `ntm proxy`: resolves, creates its output files and binds before any traffic flows (so bad
+//! input exits 2), then relays and reports each connection as it closes, the summary on Ctrl-C,
+//! and the recordings at exit.
 
+use std::fs::File;
 use std::io::{ErrorKind, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -49,6 +52,12 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
     })
 }
 
+/// Creates an output file, refusing a path that cannot be written as bad usage.
+fn create(path: &Path) -> anyhow::Result<File> {
+    File::create(path)
+        .map_err(|e| UsageError(format!("cannot write '{}': {e}", path.display())).into())
+}
+
 pub async fn run(
     args: ProxyArgs,
     out: &mut impl Write,
@@ -70,6 +79,12 @@ pub async fn run(
         .into());
     }
     let (up, down) = links(&args);
+    // Files first: a path that cannot be written is refused before any traffic, not at exit.
+    let record_file = args.record.as_deref().map(create).transpose()?;
+    if let Some(path) = &args.plot {
+        // Drawn at exit, over this file; created now to find out it can be.
+        create(path)?;
+    }
     let listener = bind(args.listen, "the proxy").await?;
     let counters = Arc::new(Counters::default());
     let metrics = match args.metrics {
@@ -169,8 +184,8 @@ pub async fn run(
         Format::Text => report::proxy::write_summary(out, &summary)?,
         Format::Json => writeln!(out, "{}", report::proxy::summary_json(&summary))?,
     }
-    if let Some(path) = &args.record {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    if let (Some(path), Some(file)) = (&args.record, record_file) {
+        let mut file = std::io::BufWriter::new(file);
         if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
