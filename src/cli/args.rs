@@ -243,7 +243,8 @@ pub struct ProxyArgs {
     /// Width of the timeline's bins.
     #[arg(long, value_name = "DURATION", default_value = "10ms", allow_hyphen_values = true, value_parser = parse_bin)]
     pub bin: Duration,
-    /// Write every connection's timeline to FILE: CSV, or JSON (with flights) if it ends in .json.
+    /// Write every connection's timeline to FILE as it closes: CSV (flushed per connection), or
+    /// JSON (with flights, one document, whole at exit) if FILE ends in .json.
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
     /// Draw bandwidth over time, up and down, to this SVG file at exit.
