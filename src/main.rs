@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| EnvFilter::new(format!("ntm={}", cli::default_log_level(&cli))));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Standard error, but held while a live view owns the terminal.
+        .with_writer(cli::log::writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 

@@ -311,3 +311,168 @@ fn a_server_that_is_not_ntm_is_a_clear_error() {
     assert!(line.contains("over the maximum"), "{line}");
     server.join().unwrap();
 }
+
+/// `--delay -5ms` used to be refused by clap as an unknown flag `-5`; a value with a unit that
+/// starts with `-` must reach our parser, which names it and says negatives are refused.
+#[test]
+fn negative_values_with_units_reach_our_parsers() {
+    let proxy = |flag: &'static str, value: &'static str| {
+        vec![
+            "proxy",
+            "--upstream",
+            ANY,
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            value,
+        ]
+    };
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            proxy("--delay", "-5ms"),
+            "-5ms",
+            "durations cannot be negative",
+        ),
+        (
+            proxy("--delay-up", "-5ms"),
+            "-5ms",
+            "durations cannot be negative",
+        ),
+        (
+            proxy("--delay-down", "-5ms"),
+            "-5ms",
+            "durations cannot be negative",
+        ),
+        (
+            proxy("--jitter", "-1ms"),
+            "-1ms",
+            "durations cannot be negative",
+        ),
+        (
+            proxy("--bin", "-1ms"),
+            "-1ms",
+            "durations cannot be negative",
+        ),
+        (
+            proxy("--connect-timeout", "-1s"),
+            "-1s",
+            "durations cannot be negative",
+        ),
+        (proxy("--rate", "-5M"), "-5M", "rates cannot be negative"),
+        (proxy("--rate-up", "-5M"), "-5M", "rates cannot be negative"),
+        (
+            proxy("--rate-down", "-5M"),
+            "-5M",
+            "rates cannot be negative",
+        ),
+        (
+            vec!["measure", ANY, "--sizes", "-5KB"],
+            "-5KB",
+            "sizes cannot be negative",
+        ),
+        (
+            vec!["measure", ANY, "-t", "-1s"],
+            "-1s",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["measure", ANY, "-n", "-1M"],
+            "-1M",
+            "sizes cannot be negative",
+        ),
+        (
+            vec!["measure", ANY, "-b", "-1M"],
+            "-1M",
+            "rates cannot be negative",
+        ),
+        (
+            vec!["measure", ANY, "--pause", "-1s"],
+            "-1s",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["latency", ANY, "--size", "-64"],
+            "-64",
+            "sizes cannot be negative",
+        ),
+        (
+            vec!["latency", ANY, "-t", "-1s"],
+            "-1s",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["serve", "--grace", "-1s"],
+            "-1s",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["mpc", "estimate", "--rtt", "-1ms", "--rate", "5M"],
+            "-1ms",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["mpc", "estimate", "--sent", "-1KB"],
+            "-1KB",
+            "sizes cannot be negative",
+        ),
+        (
+            vec!["mpc", "sweep", "--rtt", "-5ms..10ms"],
+            "-5ms",
+            "durations cannot be negative",
+        ),
+        (
+            vec!["mpc", "sweep", "--steps", "-1"],
+            "-1",
+            "whole number from 2",
+        ),
+        (
+            vec!["top", "--interval", "-1s"],
+            "-1s",
+            "durations cannot be negative",
+        ),
+    ];
+    for (args, value, says) in cases {
+        common::usage_error(&args, value, says);
+    }
+}
+
+#[test]
+fn upstream_port_zero() {
+    for upstream in ["127.0.0.1:0", "localhost:0", "[::1]:0"] {
+        common::usage_error(
+            &["proxy", "--listen", "127.0.0.1:0", "--upstream", upstream],
+            upstream,
+            "port from 1 to 65535",
+        );
+    }
+}
+
+/// A recording or plot that cannot be written used to be found out at exit, after the whole
+/// run (exit 1, the recording lost); now before the proxy listens (exit 2).
+#[test]
+fn proxy_output_files_that_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let record = missing.join("x.csv");
+    let json = missing.join("x.json");
+    let plot = missing.join("x.svg");
+    let is_dir = dir.path().to_str().unwrap();
+    for (flag, path) in [
+        ("--record", record.to_str().unwrap()),
+        ("--record", json.to_str().unwrap()),
+        ("--record", is_dir),
+        ("--plot", plot.to_str().unwrap()),
+    ] {
+        let args = [
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            ANY,
+            flag,
+            path,
+        ];
+        common::usage_error(&args, path, "cannot write");
+    }
+    assert!(!missing.exists());
+}

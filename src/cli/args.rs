@@ -1,5 +1,8 @@
 //! Command-line arguments (clap derive). Values are parsed by the unit module's parsers, so a bad
 //! value is refused before anything runs, with a message naming it and the accepted forms.
+//! Values with a unit take `allow_hyphen_values` and plain numbers `allow_negative_numbers`, so
+//! `--delay -5ms` reaches our parser (which says negatives are refused) instead of clap taking
+//! `-5` for an unknown flag.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,14 +61,14 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
-    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_negative_numbers = true, value_parser = units::parse_size_list)]
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_hyphen_values = true, value_parser = units::parse_size_list)]
     // The full path stops clap from treating this as a repeated flag: one value holds the list.
     pub sizes: ::std::vec::Vec<u64>,
     /// Runs per payload size; figures shown are medians.
     #[arg(long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_repeat)]
     pub repeat: u64,
     /// Pause between tests (the original paused about 0.5 s; default none).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub interval: Duration,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -77,19 +80,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Tests running at once; clients over the cap get a "busy" error.
-    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_max_tests)]
+    #[arg(long, value_name = "N", default_value = "64", allow_negative_numbers = true, value_parser = parse_max_tests)]
     pub max_tests: u64,
     /// Connections open at once (tests or not); more are closed immediately.
-    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_max_connections)]
+    #[arg(long, value_name = "N", default_value = "1024", allow_negative_numbers = true, value_parser = parse_max_connections)]
     pub max_connections: u64,
     /// Drop a client that makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub idle_timeout: Duration,
     /// On Ctrl-C, how long running tests may continue before they are stopped.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub grace: Duration,
     /// Largest transfer a client may request in either direction.
-    #[arg(long, value_name = "SIZE", default_value = "1TB", value_parser = units::parse_nonzero_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1TB", allow_hyphen_values = true, value_parser = units::parse_nonzero_size)]
     pub max_size: u64,
 }
 
@@ -99,11 +102,11 @@ pub struct MeasureArgs {
     #[arg(value_name = "ADDR", value_parser = parse_target)]
     pub addr: String,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
-    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_negative_numbers = true, value_parser = units::parse_size_list)]
+    #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_hyphen_values = true, value_parser = units::parse_size_list)]
     // The full path stops clap from treating this as a repeated flag: one value holds the list.
     pub sizes: ::std::vec::Vec<u64>,
     /// Response size for every payload (0 for none).
-    #[arg(long, value_name = "SIZE", conflicts_with = "response_ratio", allow_negative_numbers = true, value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", conflicts_with = "response_ratio", allow_hyphen_values = true, value_parser = units::parse_size)]
     pub response: Option<u64>,
     /// Response size as a fraction of each payload.
     #[arg(long, value_name = "R", default_value = "0.5", allow_negative_numbers = true, value_parser = parse_response_ratio)]
@@ -112,13 +115,13 @@ pub struct MeasureArgs {
     #[arg(long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_repeat)]
     pub repeat: u64,
     /// Pause between transfer tests.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub pause: Duration,
     /// Throughput test: send for this long (at most 24 h) instead of transfer tests.
-    #[arg(short = 't', long, value_name = "DURATION", conflicts_with_all = ["bytes", "sizes", "response", "repeat"], value_parser = parse_test_duration)]
+    #[arg(short = 't', long, value_name = "DURATION", conflicts_with_all = ["bytes", "sizes", "response", "repeat"], allow_hyphen_values = true, value_parser = parse_test_duration)]
     pub duration: Option<Duration>,
     /// Throughput test: send this many bytes in total (per direction, split over the streams).
-    #[arg(short = 'n', long, value_name = "SIZE", conflicts_with_all = ["sizes", "response", "repeat"], allow_negative_numbers = true, value_parser = units::parse_nonzero_size)]
+    #[arg(short = 'n', long, value_name = "SIZE", conflicts_with_all = ["sizes", "response", "repeat"], allow_hyphen_values = true, value_parser = units::parse_nonzero_size)]
     pub bytes: Option<u64>,
     /// Parallel streams of a throughput test (1 to 128).
     #[arg(short = 'P', long, value_name = "N", default_value = "1", allow_negative_numbers = true, value_parser = parse_streams)]
@@ -130,37 +133,37 @@ pub struct MeasureArgs {
     #[arg(long)]
     pub bidir: bool,
     /// Report every this long during a throughput test (at least 10ms).
-    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    #[arg(short = 'i', long, value_name = "DURATION", default_value = "1s", allow_hyphen_values = true, value_parser = parse_interval)]
     pub interval: Duration,
     /// Leave the first seconds of a throughput test out of the totals (TCP warm-up).
-    #[arg(short = 'O', long, value_name = "DURATION", default_value = "0s", value_parser = parse_omit)]
+    #[arg(short = 'O', long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = parse_omit)]
     pub omit: Duration,
     /// Size of each write of a throughput test.
-    #[arg(short = 'l', long, value_name = "SIZE", default_value = "128KB", value_parser = parse_block)]
+    #[arg(short = 'l', long, value_name = "SIZE", default_value = "128KB", allow_hyphen_values = true, value_parser = parse_block)]
     pub block: u64,
     /// Socket send and receive buffer size (SO_SNDBUF/SO_RCVBUF) on both ends.
-    #[arg(short = 'w', long, value_name = "SIZE", value_parser = parse_window)]
+    #[arg(short = 'w', long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_window)]
     pub window: Option<u64>,
     /// Disable Nagle's algorithm (TCP_NODELAY) on the data streams.
     #[arg(short = 'N', long)]
     pub no_delay: bool,
     /// TCP maximum segment size (TCP_MAXSEG), bytes.
-    #[arg(short = 'M', long, value_name = "BYTES", value_parser = parse_mss)]
+    #[arg(short = 'M', long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_mss)]
     pub mss: Option<u64>,
     /// Congestion control algorithm (TCP_CONGESTION), e.g. cubic or bbr.
     #[arg(short = 'C', long, value_name = "ALGO", value_parser = parse_congestion)]
     pub congestion: Option<String>,
     /// Pace each stream at this rate (SO_MAX_PACING_RATE), e.g. 100Mbit.
-    #[arg(short = 'b', long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(short = 'b', long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate: Option<u64>,
     /// Draw throughput per interval (per stream and the sum) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
     /// Give up connecting after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
     /// Give up when the server makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub timeout: Duration,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -172,10 +175,10 @@ pub struct LatencyArgs {
     #[arg(value_name = "ADDR", value_parser = parse_target)]
     pub addr: String,
     /// Request and response sizes, REQ[,RESP] (RESP defaults to REQ).
-    #[arg(long, value_name = "REQ[,RESP]", default_value = "64", value_parser = parse_message_sizes)]
+    #[arg(long, value_name = "REQ[,RESP]", default_value = "64", allow_hyphen_values = true, value_parser = parse_message_sizes)]
     pub size: (u32, u32),
     /// Measure for this long (default 5s unless --count is given).
-    #[arg(short = 't', long, value_name = "DURATION", conflicts_with = "count", value_parser = parse_test_duration)]
+    #[arg(short = 't', long, value_name = "DURATION", conflicts_with = "count", allow_hyphen_values = true, value_parser = parse_test_duration)]
     pub duration: Option<Duration>,
     /// Measure this many transactions.
     #[arg(short = 'n', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_transactions)]
@@ -187,16 +190,16 @@ pub struct LatencyArgs {
     #[arg(long)]
     pub connect: bool,
     /// Transactions run first and left out of the figures.
-    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_warmup)]
+    #[arg(long, value_name = "N", default_value = "0", allow_negative_numbers = true, value_parser = parse_warmup)]
     pub warmup: u64,
     /// Draw the latency distribution (CDF) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
     /// Give up connecting after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
     /// Give up when the server makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -209,37 +212,39 @@ pub struct ProxyArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_listen)]
     pub listen: SocketAddr,
-    /// Where to relay connections, HOST:PORT (resolved once, at start).
+    /// Where to relay connections, HOST:PORT (resolved once, at start); a bare HOST means
+    /// port 8080 (the ntm server's), and port 0 is refused.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
     pub upstream: String,
     /// A named link: lan, fiber, cable, 5g, 4g, 3g, satellite (see below); flags override it.
     #[arg(long, value_name = "NAME", value_parser = parse_profile)]
     pub profile: Option<&'static crate::proxy::link::Profile>,
     /// Rate limit in both directions, e.g. 20Mbit.
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate: Option<u64>,
     /// Rate limit client -> upstream.
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate_up: Option<u64>,
     /// Rate limit upstream -> client.
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate_down: Option<u64>,
     /// One-way delay in both directions (the RTT added is twice this).
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub delay: Option<Duration>,
     /// One-way delay client -> upstream.
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub delay_up: Option<Duration>,
     /// One-way delay upstream -> client.
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub delay_down: Option<Duration>,
     /// Extra random delay per chunk, 0 to this, in both directions (bytes are never reordered).
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub jitter: Option<Duration>,
     /// Width of the timeline's bins.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_bin)]
+    #[arg(long, value_name = "DURATION", default_value = "10ms", allow_hyphen_values = true, value_parser = parse_bin)]
     pub bin: Duration,
-    /// Write every connection's timeline to FILE: CSV, or JSON (with flights) if it ends in .json.
+    /// Write every connection's timeline to FILE as it closes: CSV (flushed per connection), or
+    /// JSON (with flights, one document, whole at exit) if FILE ends in .json.
     #[arg(long, value_name = "FILE")]
     pub record: Option<std::path::PathBuf>,
     /// Draw bandwidth over time, up and down, to this SVG file at exit.
@@ -249,7 +254,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub metrics: Option<SocketAddr>,
     /// Give up connecting to the upstream after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
     /// A live view on the terminal: open connections with their rates, sparklines of total
     /// bandwidth (q to quit).
@@ -331,16 +336,16 @@ pub struct ProtocolArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "protocol")]
     pub protocol_file: Option<std::path::PathBuf>,
     /// Bytes of the plain request the Prover sends.
-    #[arg(long, value_name = "SIZE", default_value = "1KB", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1KB", allow_hyphen_values = true, value_parser = units::parse_size)]
     pub sent: u64,
     /// Bytes of the plain response the Prover receives.
-    #[arg(long, value_name = "SIZE", default_value = "10KB", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "10KB", allow_hyphen_values = true, value_parser = units::parse_size)]
     pub recv: u64,
     /// The request limit the protocol preprocesses for (default: the request itself).
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = units::parse_size)]
     pub max_sent: Option<u64>,
     /// The response limit the protocol preprocesses for (default: the response itself).
-    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = units::parse_size)]
     pub max_recv: Option<u64>,
 }
 
@@ -348,16 +353,16 @@ pub struct ProtocolArgs {
 #[derive(Debug, Args)]
 pub struct LinkArgs {
     /// Rate both ways, e.g. 20Mbit (with --rtt).
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate: Option<u64>,
     /// Upload rate (with --rtt).
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate_up: Option<u64>,
     /// Download rate (with --rtt).
-    #[arg(long, value_name = "RATE", value_parser = units::parse_rate_bps)]
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true, value_parser = units::parse_rate_bps)]
     pub rate_down: Option<u64>,
     /// Round-trip time.
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = units::parse_duration)]
     pub rtt: Option<Duration>,
     /// A named link, as the proxy's: lan, fiber, cable, 5g, 4g, 3g, satellite.
     #[arg(long, value_name = "NAME", value_parser = parse_profile, conflicts_with_all = ["rate", "rate_up", "rate_down", "rtt"])]
@@ -391,7 +396,7 @@ pub struct MpcReplayArgs {
     #[arg(long, conflicts_with_all = ["via_profile", "measure"])]
     pub emulate: bool,
     /// Multiply every byte count by F (e.g. 0.05 for a quick check); round trips stay.
-    #[arg(long, value_name = "F", default_value = "1", value_parser = parse_scale)]
+    #[arg(long, value_name = "F", default_value = "1", allow_negative_numbers = true, value_parser = parse_scale)]
     pub scale: f64,
     /// Leave the compute (idle) time out.
     #[arg(long)]
@@ -400,10 +405,10 @@ pub struct MpcReplayArgs {
     #[command(flatten)]
     pub link: LinkArgs,
     /// Give up connecting after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
     /// Give up when the server makes no progress for this long.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub timeout: Duration,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -414,16 +419,16 @@ pub struct MpcSweepArgs {
     #[command(flatten)]
     pub protocol: ProtocolArgs,
     /// Rates: a range LOW..HIGH (log-spaced over --steps) or a list, e.g. 5Mbit..1Gbit.
-    #[arg(long = "rate", value_name = "RANGE|LIST", default_value = "5Mbit..1Gbit", value_parser = parse_rate_grid)]
+    #[arg(long = "rate", value_name = "RANGE|LIST", default_value = "5Mbit..1Gbit", allow_hyphen_values = true, value_parser = parse_rate_grid)]
     pub rates: Grid<u64>,
     /// RTTs: a range LOW..HIGH or a list, e.g. 10ms..200ms.
-    #[arg(long = "rtt", value_name = "RANGE|LIST", default_value = "10ms..200ms", value_parser = parse_rtt_grid)]
+    #[arg(long = "rtt", value_name = "RANGE|LIST", default_value = "10ms..200ms", allow_hyphen_values = true, value_parser = parse_rtt_grid)]
     pub rtts: Grid<Duration>,
     /// Points per range.
-    #[arg(long, value_name = "N", default_value = "8", value_parser = parse_steps)]
+    #[arg(long, value_name = "N", default_value = "8", allow_negative_numbers = true, value_parser = parse_steps)]
     pub steps: u64,
     /// Mark where the total time crosses this budget.
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_positive_duration)]
     pub budget: Option<Duration>,
     /// Draw a heatmap of the total time (with the budget contour) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
@@ -656,20 +661,26 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Checks the shape of `HOST[:PORT]` (resolution happens when connecting) and adds the default
-/// port.
+/// port, 8080 (the ntm server's). Port 0 is refused: it cannot be connected to.
 pub fn parse_target(s: &str) -> Result<String, String> {
     let bad = || {
         format!(
             "invalid address '{s}': use HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080 or [::1]:8080"
         )
     };
+    let port_zero = || {
+        format!("invalid address '{s}': port 0 cannot be connected to; use a port from 1 to 65535")
+    };
     let s = s.trim();
-    if s.parse::<SocketAddr>().is_ok() {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(port_zero());
+        }
         return Ok(s.to_string());
     }
-    if s.parse::<std::net::IpAddr>().is_ok() {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         // A bare IP (v6 cannot take ":port" without brackets).
-        return Ok(SocketAddr::new(s.parse().map_err(|_| bad())?, 8080).to_string());
+        return Ok(SocketAddr::new(ip, 8080).to_string());
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((host, port)) => (host, port.parse::<u16>().map_err(|_| bad())?),
@@ -679,8 +690,11 @@ pub fn parse_target(s: &str) -> Result<String, String> {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
-    if !host_ok || port == 0 {
+    if !host_ok {
         return Err(bad());
+    }
+    if port == 0 {
+        return Err(port_zero());
     }
     Ok(format!("{host}:{port}"))
 }
@@ -701,9 +715,20 @@ mod tests {
         assert_eq!(parse_target("localhost").unwrap(), "localhost:8080");
         assert_eq!(parse_target("[::1]:7").unwrap(), "[::1]:7");
         assert_eq!(parse_target("::1").unwrap(), "[::1]:8080");
-        for bad in ["", ":80", "host:port", "host:99999", "a b:1", "host:0"] {
+        for bad in [
+            "",
+            ":80",
+            "host:port",
+            "host:99999",
+            "a b:1",
+            "host:0",
+            "127.0.0.1:0",
+        ] {
             let e = parse_target(bad).unwrap_err();
             assert!(e.contains(&format!("'{}'", bad.trim())), "{e}");
+        }
+        for zero in ["host:0", "127.0.0.1:0", "[::1]:0"] {
+            assert!(parse_target(zero).unwrap_err().contains("port 0"), "{zero}");
         }
     }
 }

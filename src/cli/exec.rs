@@ -28,7 +28,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 )]
 pub struct ExecArgs {
     /// Poll interval: the resolution of the peak rate and of the plot.
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "100ms", allow_hyphen_values = true, value_parser = parse_interval)]
     pub interval: Duration,
     /// Draw the command's bandwidth over time, up and down, to this SVG file.
     #[arg(long, value_name = "FILE.svg")]

@@ -5,6 +5,7 @@ pub mod args;
 mod demo;
 mod exec;
 mod latency;
+pub mod log;
 mod measure;
 mod mpc;
 mod proxy;

@@ -1,9 +1,13 @@
-//! `ntm proxy`: resolves and binds before any traffic flows (so bad input exits 2), then relays
-//! and reports each connection as it closes, the summary on Ctrl-C, and the recordings at exit.
+//! `ntm proxy`: resolves, opens its output files and binds before any traffic flows (so bad
+//! input exits 2), then relays and reports each connection as it closes (to the recording too),
+//! the summary on Ctrl-C, and the plot at exit.
 
-use std::io::{ErrorKind, IsTerminal, Write};
+use std::fs::File;
+use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -11,6 +15,7 @@ use super::args::ProxyArgs;
 use super::UsageError;
 use crate::proxy::link::LinkSpec;
 use crate::proxy::{self, Counters, ProxyConfig, ProxyEvent};
+use crate::report::proxy::{RecordFormat, Recording};
 use crate::report::{self, Format};
 
 /// The two directions' links: the profile, then the flags over it.
@@ -49,6 +54,26 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
     })
 }
 
+/// Creates an output file, refusing a path that cannot be written as bad usage.
+fn create(path: &Path) -> anyhow::Result<File> {
+    File::create(path)
+        .map_err(|e| UsageError(format!("cannot write '{}': {e}", path.display())).into())
+}
+
+/// Starts the recording at `path`: JSON if it ends in `.json`, else CSV.
+fn start_recording(path: &Path) -> anyhow::Result<Recording<BufWriter<File>>> {
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let format = if json {
+        RecordFormat::Json
+    } else {
+        RecordFormat::Csv
+    };
+    Recording::start(BufWriter::new(create(path)?), format)
+        .map_err(|e| UsageError(format!("cannot write '{}': {e}", path.display())).into())
+}
+
 pub async fn run(
     args: ProxyArgs,
     out: &mut impl Write,
@@ -70,6 +95,15 @@ pub async fn run(
         .into());
     }
     let (up, down) = links(&args);
+    // Files first: a path that cannot be written is refused before any traffic, not at exit.
+    let mut recording = match &args.record {
+        Some(path) => Some((path, start_recording(path)?)),
+        None => None,
+    };
+    if let Some(path) = &args.plot {
+        // Drawn at exit, over this file; created now to find out it can be.
+        create(path)?;
+    }
     let listener = bind(args.listen, "the proxy").await?;
     let counters = Arc::new(Counters::default());
     let metrics = match args.metrics {
@@ -111,10 +145,7 @@ pub async fn run(
     });
     let relay = proxy::run(listener, config, shutdown, tx, counters);
     tokio::pin!(relay);
-    // Reports are kept only if a recording was asked for.
-    let keep = args.record.is_some();
-    let mut reports = Vec::new();
-    let mut show = |event: ProxyEvent, out: &mut dyn Write| -> std::io::Result<()> {
+    let mut show = |event: ProxyEvent, out: &mut dyn Write| -> anyhow::Result<()> {
         let mut out = out;
         match (event, args.format) {
             (
@@ -130,6 +161,12 @@ pub async fn run(
             }
             (ProxyEvent::Open { .. }, Format::Text) => {}
             (ProxyEvent::Close(r), format) => {
+                // Recorded first: once a connection is reported, the file holds it.
+                if let Some((path, recording)) = &mut recording {
+                    recording
+                        .connection(&r)
+                        .with_context(|| format!("cannot write '{}'", path.display()))?;
+                }
                 match format {
                     _ if tui => {
                         let mut line = Vec::new();
@@ -143,12 +180,9 @@ pub async fn run(
                     Format::Json => writeln!(out, "{}", report::proxy::close_json(&r))?,
                     Format::Text => report::proxy::write_close_line(&mut out, &r)?,
                 }
-                if keep {
-                    reports.push(*r);
-                }
             }
         }
-        out.flush()
+        Ok(out.flush()?)
     };
     let summary = loop {
         tokio::select! {
@@ -169,17 +203,10 @@ pub async fn run(
         Format::Text => report::proxy::write_summary(out, &summary)?,
         Format::Json => writeln!(out, "{}", report::proxy::summary_json(&summary))?,
     }
-    if let Some(path) = &args.record {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        {
-            serde_json::to_writer(&mut file, &report::proxy::record_json(&reports, &summary))?;
-        } else {
-            report::proxy::write_record_csv(&mut file, &reports)?;
-        }
-        file.flush()?;
+    if let Some((path, recording)) = recording {
+        recording
+            .finish(&summary)
+            .with_context(|| format!("cannot write '{}'", path.display()))?;
     }
     if let Some(path) = &args.plot {
         report::plot::proxy_svg(path, &summary.timeline)?;

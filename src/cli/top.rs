@@ -21,7 +21,7 @@ use crate::report::Format;
 #[derive(Debug, clap::Args)]
 pub struct TopArgs {
     /// Refresh every this long (rates are over one interval).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = super::exec::parse_interval)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", allow_hyphen_values = true, value_parser = super::exec::parse_interval)]
     pub interval: Duration,
     /// Print one snapshot, over one interval, and exit.
     #[arg(long, conflicts_with = "count")]

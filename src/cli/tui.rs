@@ -40,9 +40,18 @@ pub fn run(
     title: String,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    on_terminal(|terminal| view_loop(terminal, &counters, &recent, &title, &stop))
+}
+
+/// Gives `view` the terminal (alternate screen, raw mode) and takes it back. Log lines are held
+/// meanwhile, since they would be written over the view, and printed after it; shared by the
+/// proxy's and `top`'s live views.
+pub(super) fn on_terminal<T>(view: impl FnOnce(&mut ratatui::DefaultTerminal) -> T) -> T {
+    let held = super::log::hold();
     let mut terminal = ratatui::init();
-    let result = view_loop(&mut terminal, &counters, &recent, &title, &stop);
+    let result = view(&mut terminal);
     ratatui::restore();
+    drop(held);
     result
 }
 

@@ -91,10 +91,9 @@ pub fn run(
     expand_all: bool,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut terminal = ratatui::init();
-    let result = view_loop(&mut terminal, &shared, &title, expand_all, &stop);
-    ratatui::restore();
-    result
+    super::super::tui::on_terminal(|terminal| {
+        view_loop(terminal, &shared, &title, expand_all, &stop)
+    })
 }
 
 fn view_loop(

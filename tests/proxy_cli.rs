@@ -1,0 +1,280 @@
+//! `ntm proxy` end to end, for what only the binary shows: a recording is written as each
+//! connection closes (so a killed proxy leaves a usable CSV), and log lines stay off the
+//! terminal while the live view is on it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::within;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const PROMPT: Duration = Duration::from_secs(20);
+
+/// An upstream on port 0 that reads to EOF, answers `reply` bytes and closes.
+async fn sink_then_reply(reply: usize) -> (SocketAddr, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let mut s = tokio::select! {
+                _ = token.cancelled() => return,
+                a = listener.accept() => a.unwrap().0,
+            };
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                if s.read_to_end(&mut sink).await.is_ok() {
+                    let _ = s.write_all(&vec![0x5au8; reply]).await;
+                    let _ = s.shutdown().await;
+                }
+            });
+        }
+    });
+    (addr, stop)
+}
+
+/// Sends `upload` bytes, closes the sending side and reads the answer to its end.
+async fn exchange(addr: SocketAddr, upload: usize) -> usize {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&vec![0x11u8; upload]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    within(PROMPT, "exchange", s.read_to_end(&mut back))
+        .await
+        .unwrap();
+    back.len()
+}
+
+/// Per (connection, direction), the bytes of a CSV recording; asserts its header and columns.
+fn csv_sums(text: &str) -> HashMap<(u64, String), u64> {
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("connection,direction,bin_start_seconds,bin_seconds,bytes"),
+        "{text}"
+    );
+    let mut sums = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 5, "a whole row: {line:?}");
+        *sums
+            .entry((f[0].parse().unwrap(), f[1].to_string()))
+            .or_default() += f[4].parse::<u64>().unwrap();
+    }
+    sums
+}
+
+/// Three connections close; while the proxy still runs, the CSV already holds exactly their
+/// rows (it used to be written only at exit); then the proxy is killed (SIGKILL: no exit path
+/// runs) and the file still holds them, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_recording_is_written_as_connections_close() {
+    const UP: usize = 50_000;
+    const DOWN: usize = 7_000;
+    const CONNECTIONS: u64 = 3;
+    let (upstream, _stop) = sink_then_reply(DOWN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("record.csv");
+    let mut child = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("ntm"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(upstream.to_string())
+        .arg("--record")
+        .arg(&csv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ntm proxy");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let start = within(PROMPT, "the start line", stderr.next_line())
+        .await
+        .unwrap()
+        .expect("ntm proxy exited before its start line");
+    let addr: SocketAddr = start
+        .strip_prefix("ntm proxy: ")
+        .and_then(|rest| rest.split(" -> ").next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listen address in {start:?}"));
+
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..CONNECTIONS {
+        assert_eq!(exchange(addr, UP).await, DOWN);
+        // The close line comes after the connection's rows were written.
+        let line = within(PROMPT, "a close line", stdout.next_line())
+            .await
+            .unwrap()
+            .expect("ntm proxy closed its output");
+        assert!(line.contains("closed"), "{line}");
+    }
+    let expect: HashMap<(u64, String), u64> = (1..=CONNECTIONS)
+        .flat_map(|id| {
+            [
+                ((id, "up".into()), UP as u64),
+                ((id, "down".into()), DOWN as u64),
+            ]
+        })
+        .collect();
+    let running = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv_sums(&running), expect, "while running:\n{running}");
+
+    child.start_kill().unwrap();
+    within(PROMPT, "ntm proxy dies", child.wait())
+        .await
+        .unwrap();
+    let after = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(after, running, "the file changed after the kill");
+}
+
+/// A pseudo-terminal: the master end, and the path of the slave end.
+#[cfg(target_os = "linux")]
+fn open_pty(rows: u16, cols: u16) -> (std::fs::File, String) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor (checked) that the File then owns; grantpt,
+    // unlockpt, ptsname and ioctl act on it; ptsname's static buffer is copied at once.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = std::fs::File::from_raw_fd(fd);
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let name = libc::ptsname(fd);
+        assert!(!name.is_null());
+        let slave = std::ffi::CStr::from_ptr(name).to_str().unwrap().to_string();
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        assert_eq!(libc::ioctl(fd, libc::TIOCSWINSZ, &size), 0);
+        (master, slave)
+    }
+}
+
+/// Waits until `screen` holds `needle` (after byte `from`); returns where it starts.
+fn wait_for(screen: &std::sync::Mutex<Vec<u8>>, needle: &[u8], from: usize, what: &str) -> usize {
+    let deadline = std::time::Instant::now() + PROMPT;
+    loop {
+        let bytes = screen.lock().unwrap().clone();
+        if let Some(at) = find(&bytes[from.min(bytes.len())..], needle) {
+            return from + at;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not on the terminal within {PROMPT:?}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `ntm proxy --tui` on a terminal, an upstream that refuses: the warning the proxy logs used to
+/// be written on the terminal over the live view. It must come after the view has left the
+/// alternate screen. Standard error is the terminal too, so the order on it is the test.
+#[cfg(target_os = "linux")]
+#[test]
+fn log_lines_are_held_while_the_live_view_is_up() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    const ENTER: &[u8] = b"\x1b[?1049h";
+    const LEAVE: &[u8] = b"\x1b[?1049l";
+    const WARNING: &[u8] = b"upstream connection failed";
+
+    let (mut master, slave) = open_pty(40, 160);
+    let upstream = format!("127.0.0.1:{}", common::closed_port());
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .unwrap()
+    };
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("ntm"));
+    command
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--tui",
+        ])
+        .stdin(tty())
+        .stdout(tty())
+        .stderr(tty());
+    // SAFETY: between fork and exec only async-signal-safe calls: the child leads a new session
+    // whose controlling terminal is the pty, so the view never touches the tester's terminal.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = common::ChildGuard(command.spawn().expect("spawn ntm proxy --tui"));
+    // The test keeps no slave end open: the master reads EIO once the child is gone.
+    drop(command);
+
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let (screen, mut master) = (screen.clone(), master.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let start = wait_for(&screen, b" -> ", 0, "the start line");
+    let addr: SocketAddr = {
+        let bytes = screen.lock().unwrap();
+        let line = String::from_utf8_lossy(&bytes[..start]).into_owned();
+        line.rsplit("ntm proxy: ")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no listen address in {line:?}"))
+    };
+    wait_for(&screen, ENTER, 0, "the live view");
+
+    // The proxy logs the refused upstream before it closes the client: once the client sees
+    // the end, the warning has been written (or held), with the view up.
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(PROMPT)).unwrap();
+    let mut rest = Vec::new();
+    let end = client.read_to_end(&mut rest);
+    assert!(end.is_err() || rest.is_empty(), "{end:?} {rest:?}");
+
+    master.write_all(b"q").unwrap();
+    let status = common::wait_timeout(&mut child.0, PROMPT).expect("ntm proxy quits on q");
+    assert!(status.success(), "{status:?}");
+    reader.join().unwrap();
+    let bytes = screen.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&bytes);
+    let left = find(&bytes, LEAVE).unwrap_or_else(|| panic!("never left the view: {text:?}"));
+    let warned = find(&bytes, WARNING).unwrap_or_else(|| panic!("no warning at all: {text:?}"));
+    assert!(
+        warned > left,
+        "the warning was written while the view was up: {text:?}"
+    );
+    assert_eq!(
+        bytes
+            .windows(WARNING.len())
+            .filter(|w| w == &WARNING)
+            .count(),
+        1,
+        "{text:?}"
+    );
+}
