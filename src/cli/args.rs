@@ -272,10 +272,11 @@ pub struct ProxyArgs {
 const PROXY_HELP: &str = "\
 Shaping semantics:
   Each direction is an emulated link: a rate (a token bucket: chunks are serialised at the rate)
-  and a one-way delay applied to each chunk from the moment it arrives, pipelined like a real
-  link, so delay lowers throughput only through TCP's window. The RTT added is
-  delay-up + delay-down. Jitter adds 0..jitter per chunk and never reorders bytes. The rate is
-  shared by all connections, like an access link.
+  and a one-way delay applied to each chunk from the moment it arrives (with a rate, from when
+  it has been serialised), pipelined like a real link, so delay lowers throughput only through
+  TCP's window. The RTT added is delay-up + delay-down. Jitter adds 0..jitter per chunk, never
+  reorders bytes and never lifts the link above its rate. The rate is shared by all
+  connections, like an access link. Ctrl-C resets the connections still open.
 
 Profiles (rate up / down, RTT; half the RTT is applied each way):
   lan        1000 / 1000 Mbit/s,   1 ms
