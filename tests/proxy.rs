@@ -836,6 +836,59 @@ async fn byte_exact_under_churn_splice() {
     .await;
 }
 
+/// The pipe descriptors of this process (`splice` moves bytes through one per direction).
+fn open_pipes() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+/// `splice: true` really takes the splice path: an open connection holds two pipes (one per
+/// direction, two descriptors each) while it relays, none without it. Otherwise the churn test
+/// above would pass just as well on the copying path it silently falls back to.
+#[test]
+fn splice_relays_through_a_pipe_each_way() {
+    if !in_a_process_of_its_own("splice_relays_through_a_pipe_each_way") {
+        return;
+    }
+    runtime().block_on(async {
+        for (splice, pipe_fds) in [(false, 0), (true, 4)] {
+            let (addr, accepted) = one_shot_upstream().await;
+            let mut proxy = TestProxy::start(ProxyConfig {
+                upstream: vec![addr],
+                splice,
+                ..ProxyConfig::default()
+            })
+            .await;
+            let before = open_pipes();
+            let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+            let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+            // A byte each way: both directions' pumps are running.
+            let mut byte = [0u8; 1];
+            client.write_all(b"u").await.unwrap();
+            within(PROMPT, "up", upstream.read_exact(&mut byte))
+                .await
+                .unwrap();
+            upstream.write_all(b"d").await.unwrap();
+            within(PROMPT, "down", client.read_exact(&mut byte))
+                .await
+                .unwrap();
+            assert_eq!(
+                open_pipes() - before,
+                pipe_fds,
+                "pipe descriptors of one open connection with splice: {splice}"
+            );
+            drop((client, upstream));
+            let r = proxy.only_close().await;
+            assert_eq!((r.bytes_up, r.bytes_down), (1, 1), "{r:?}");
+            proxy.stop().await;
+            assert_eq!(open_pipes(), before, "splice: {splice}: pipes left open");
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Half-close
 // ---------------------------------------------------------------------------------------------
@@ -1045,40 +1098,51 @@ fn fd_listing() -> Vec<String> {
     v
 }
 
-/// Counting this process's descriptors needs the process to itself, so the test reruns itself
-/// alone in a child process (the environment variable marks the child).
-#[test]
-fn upstream_dies_mid_transfer_others_carry_on_and_fds_return() {
+/// Whether this process is the child that runs test `name` alone. Tests that count this
+/// process's descriptors need the process to themselves: the first call reruns the test binary
+/// with just that test (an environment variable marks the child), asserts that it passed and
+/// returns `false`; in the child it returns `true`.
+fn in_a_process_of_its_own(name: &str) -> bool {
     const ALONE: &str = "NTM_PROXY_TEST_ALONE";
-    const NAME: &str = "upstream_dies_mid_transfer_others_carry_on_and_fds_return";
-    if std::env::var_os(ALONE).is_none() {
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(ALONE, "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rerun the test binary");
-        let out = common::output_within(common::ChildGuard(child), Duration::from_secs(60));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "the test failed alone:\n{text}");
-        assert!(
-            text.contains("1 passed"),
-            "the child did not run the test:\n{text}"
-        );
-        return;
+    if std::env::var_os(ALONE).is_some() {
+        return true;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rerun the test binary");
+    let out = common::output_within(common::ChildGuard(child), Duration::from_secs(60));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the test failed alone:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child did not run the test:\n{text}"
+    );
+    false
+}
+
+/// A runtime like `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` gives.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(upstream_dies_body());
+        .unwrap()
+}
+
+#[test]
+fn upstream_dies_mid_transfer_others_carry_on_and_fds_return() {
+    if in_a_process_of_its_own("upstream_dies_mid_transfer_others_carry_on_and_fds_return") {
+        runtime().block_on(upstream_dies_body());
+    }
 }
 
 async fn upstream_dies_body() {
