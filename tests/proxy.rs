@@ -1558,6 +1558,59 @@ async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_down_8mbit_measures_8mbit_at_the_client() {
+    const BYTES: usize = 2_000_000; // 2 s at 8 Mbit/s
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let sender = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.write_all(&vec![2u8; BYTES]).await.unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let proxy =
+        ProxyProcess::start(&["--upstream", &upstream.to_string(), "--rate-down", "8Mbit"]).await;
+    assert!(
+        proxy
+            .start_line
+            .contains("up: unlimited; down: 8.00 Mbit/s"),
+        "{}",
+        proxy.start_line
+    );
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    let (bps, total) = within(Duration::from_secs(10), "the download", async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut total, mut first) = (0usize, None);
+        let mut last = Instant::now();
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            if first.is_none() {
+                first = Some((Instant::now(), n));
+            }
+            last = Instant::now();
+            total += n;
+        }
+        let (start, first_bytes) = first.unwrap();
+        // The first read's bytes arrived at `start`; the rate is of those that came after.
+        (
+            (total - first_bytes) as f64 * 8.0 / (last - start).as_secs_f64(),
+            total,
+        )
+    })
+    .await;
+    within(PROMPT, "the upstream's send", sender).await.unwrap();
+    eprintln!("--rate-down 8Mbit: {:.3} Mbit/s at the client", bps / 1e6);
+    assert_eq!(total, BYTES);
+    assert!(
+        (bps / 8e6 - 1.0).abs() <= 0.10,
+        "measured {:.3} Mbit/s through --rate-down 8Mbit",
+        bps / 1e6
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay_20ms_adds_40ms_of_rtt() {
     let (echo, _stop) = start_echo().await;
     let proxy = ProxyProcess::start(&["--upstream", &echo.to_string(), "--delay", "20ms"]).await;
