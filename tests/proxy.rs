@@ -1630,6 +1630,70 @@ async fn delay_20ms_adds_40ms_of_rtt() {
     );
 }
 
+/// Each delay goes its own way: the upstream runs in this process, so the time a ping reaches
+/// it splits each round trip into its up and down halves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_up_10ms_down_30ms_adds_40ms_of_rtt() {
+    const PINGS: usize = 20;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
+    let echo = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut msg = [0u8; 64];
+        while s.read_exact(&mut msg).await.is_ok() {
+            let _ = arrived_tx.send(Instant::now());
+            s.write_all(&msg).await.unwrap();
+        }
+    });
+    let proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--delay-up",
+        "10ms",
+        "--delay-down",
+        "30ms",
+    ])
+    .await;
+    let line = &proxy.start_line;
+    let (up, down) = line.split_once("; down: ").expect("both directions");
+    assert!(
+        up.contains("up: unlimited, 10") && down.starts_with("unlimited, 30"),
+        "{line}"
+    );
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    ping(&mut s).await;
+    arrived.recv().await.unwrap();
+    let (mut ups, mut downs, mut rtts) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..PINGS {
+        let sent = Instant::now();
+        let rtt = ping(&mut s).await;
+        let at_upstream = arrived.recv().await.unwrap();
+        ups.push(at_upstream - sent);
+        downs.push(sent + rtt - at_upstream);
+        rtts.push(rtt);
+    }
+    drop(s);
+    within(PROMPT, "the echo ends", echo).await.unwrap();
+    for (what, times, delay) in [("up", ups, 10), ("down", downs, 30), ("RTT", rtts, 40)] {
+        let mut times = times;
+        times.sort();
+        let (min, median) = (times[0], times[PINGS / 2]);
+        let delay = Duration::from_millis(delay);
+        eprintln!(
+            "{what}: min {min:?} median {median:?} max {:?}",
+            times[PINGS - 1]
+        );
+        assert!(min >= delay, "{what}: {min:?} beats its {delay:?} delay");
+        assert!(
+            median <= delay + Duration::from_millis(5),
+            "{what}: median {median:?} is more than 5 ms over {delay:?}: {times:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_cable_adds_20ms_of_rtt() {
     let (echo, _stop) = start_echo().await;
