@@ -1719,6 +1719,70 @@ async fn profile_cable_adds_20ms_of_rtt() {
     );
 }
 
+/// Delay is pipelined: it lowers throughput only through the window, never per chunk. A link
+/// that held each 64 KiB chunk for a round trip before taking the next would move 64 KiB per
+/// 40 ms (one that delayed the chunks one after another, 64 KiB per 20 ms: twice that); the
+/// proxy's queue holds a bandwidth-delay product, so a 32 MiB upload must go at least 4 times
+/// faster than stop-and-wait, and arrive whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_20ms_each_way_does_not_stop_and_wait_per_chunk() {
+    const BYTES: usize = 32 << 20;
+    const CHUNK: f64 = 64.0 * 1024.0;
+    let delay = Duration::from_millis(20);
+    let link = LinkSpec {
+        rate_bps: None,
+        delay,
+        jitter: Duration::ZERO,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let seen = read_hashing(&mut s, None).await;
+        (seen, Instant::now())
+    });
+    let mut proxy = TestProxy::shaped(upstream, link, link).await;
+    let data = random_pool(7, BYTES);
+    let started = Instant::now();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    // Bounded well above the 20 s a stop-and-wait link would take, so that case fails by the
+    // assertion below, with its numbers, not by the timeout.
+    within(Duration::from_secs(60), "the upload", async {
+        s.write_all(&data).await.unwrap();
+        s.shutdown().await.unwrap();
+    })
+    .await;
+    let (seen, done) = within(Duration::from_secs(60), "the receiver", receiver)
+        .await
+        .unwrap();
+    let elapsed = done - started;
+    assert_eq!(seen.error, None);
+    assert_eq!(seen.bytes, BYTES as u64);
+    assert_eq!(seen.sha, sha(&data), "the upload arrived whole");
+    let bps = BYTES as f64 * 8.0 / elapsed.as_secs_f64();
+    let stop_and_wait_bps = CHUNK * 8.0 / (2 * delay).as_secs_f64();
+    eprintln!(
+        "32 MiB through 20 ms each way in {elapsed:?}: {:.1} Mbit/s; stop-and-wait per 64 KiB: \
+         {:.1} Mbit/s",
+        bps / 1e6,
+        stop_and_wait_bps / 1e6
+    );
+    assert!(
+        bps >= 4.0 * stop_and_wait_bps,
+        "{:.1} Mbit/s is not 4 x the {:.1} Mbit/s of stop-and-wait per 64 KiB chunk",
+        bps / 1e6,
+        stop_and_wait_bps / 1e6
+    );
+    drop(s);
+    let r = proxy.only_close().await;
+    assert_eq!(r.bytes_up, BYTES as u64);
+    let first = r.first_byte_up.expect("a first byte up");
+    assert!(
+        first >= delay.as_secs_f64(),
+        "the first byte left the link {first} s after the connection opened, inside its delay"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Flights
 // ---------------------------------------------------------------------------------------------
