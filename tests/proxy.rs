@@ -1969,6 +1969,49 @@ async fn json_events_csv_record_plot_and_metrics() {
         0,
         "{metrics}"
     );
+    let flights: u64 = closes
+        .iter()
+        .map(|c| c["flight_count"].as_u64().expect("flight_count"))
+        .sum();
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_flights_total"),
+        flights,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ntm_proxy_upstream_failures_total"),
+        0,
+        "{metrics}"
+    );
+
+    // A refused upstream is counted as a failure (and as a connection, with no bytes).
+    let refused = format!("127.0.0.1:{}", common::closed_port());
+    let mut failing = ProxyProcess::start(&[
+        "--upstream",
+        &refused,
+        "--format",
+        "json",
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let mut client = TcpStream::connect(failing.addr).await.unwrap();
+    let end = within(PROMPT, "client closed", read_until_end(&mut client)).await;
+    assert!(end.is_err() || end == Ok(0), "{end:?}");
+    let close: serde_json::Value = serde_json::from_str(&failing.stdout_line().await).unwrap();
+    assert_eq!(close["event"], "close", "{close}");
+    let failed = get_metrics(failing.metrics.expect("metrics address")).await;
+    for (name, value) in [
+        ("ntm_proxy_upstream_failures_total", 1),
+        ("ntm_proxy_connections_total", 1),
+        ("ntm_proxy_open_connections", 0),
+        ("ntm_proxy_flights_total", 0),
+        ("ntm_proxy_bytes_total{direction=\"up\"}", 0),
+    ] {
+        assert_eq!(metric(&failed, name), value, "{name}: {failed}");
+    }
+    let (status, _, stderr) = failing.interrupt().await;
+    assert!(status.success(), "{status:?}: {stderr}");
 
     let (status, rest, stderr) = proxy.interrupt().await;
     assert!(status.success(), "{status:?}: {stderr}");
