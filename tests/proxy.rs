@@ -1911,7 +1911,7 @@ async fn json_events_csv_record_plot_and_metrics() {
     .await;
     assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
     // A gap of several 10 ms bins, so the plot has lines to draw: within one bin all of it
-    // would be a single point per direction.
+    // would be a single point per direction (see plot_of_traffic_within_one_bin_is_drawn).
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
     let mut events = Vec::new();
@@ -2067,6 +2067,29 @@ async fn json_events_csv_record_plot_and_metrics() {
     // Bandwidth over time, up and down, both drawn (each direction carried bytes).
     let plot = std::fs::read_to_string(&svg).unwrap();
     common::assert_svg_plot(&plot, &["Mbit/s", "seconds", "up", "down"], 2);
+}
+
+/// A short session: one exchange, all of it in the first 10 ms bin. The plot draws each
+/// direction as a line through one point per bin, up to the last bin with bytes, so here one
+/// point each, which draws nothing: the plot shows empty axes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "ntm proxy --plot draws nothing when all traffic falls in one timeline bin"]
+async fn plot_of_traffic_within_one_bin_is_drawn() {
+    let (upstream, _stop) = start_sink_then_reply(1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("bandwidth.svg");
+    let proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(exchange(proxy.addr, 1000).await.len(), 1000);
+    let (status, _, stderr) = proxy.interrupt().await;
+    assert!(status.success(), "{status:?}: {stderr}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    common::assert_svg_plot(&plot, &["up", "down"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
