@@ -1635,6 +1635,9 @@ async fn delay_20ms_adds_40ms_of_rtt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delay_up_10ms_down_30ms_adds_40ms_of_rtt() {
     const PINGS: usize = 20;
+    // What a median may exceed its delay by: a debug proxy in its own process, on a 2-core
+    // machine also running the churn tests (and more), measured up to 5.5 ms over.
+    const SLACK: Duration = Duration::from_millis(10);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
@@ -1688,8 +1691,8 @@ async fn delay_up_10ms_down_30ms_adds_40ms_of_rtt() {
         );
         assert!(min >= delay, "{what}: {min:?} beats its {delay:?} delay");
         assert!(
-            median <= delay + Duration::from_millis(5),
-            "{what}: median {median:?} is more than 5 ms over {delay:?}: {times:?}"
+            median <= delay + SLACK,
+            "{what}: median {median:?} is more than {SLACK:?} over {delay:?}: {times:?}"
         );
     }
 }
