@@ -737,7 +737,7 @@ pub fn assert_valid_and_strict(name: &str, doc: &serde_json::Value, optional: &[
 }
 
 /// Asserts a successful `ntm ... --plot FILE` run: it says where the plot went, and FILE is a
-/// whole SVG document (removed afterwards).
+/// plot (see [`assert_svg_plot`]; removed afterwards).
 pub fn assert_plot_written(output: std::process::Output, path: &std::path::Path) {
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8(output.stdout).unwrap();
@@ -746,7 +746,90 @@ pub fn assert_plot_written(output: std::process::Output, path: &std::path::Path)
         "{text}"
     );
     let svg = std::fs::read_to_string(path).expect("the plot file");
-    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
-    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_svg_plot(&svg, &[], 1);
     let _ = std::fs::remove_file(path);
+}
+
+/// Asserts `svg` is a whole SVG document with a drawn plot: at least `series` data lines
+/// (coloured polylines or paths of three or more points, inside the canvas, not flat: the
+/// legend's samples and the black axes and ticks do not count), numbers on both axes (four or
+/// more numeric labels), axis descriptions (two or more other labels), and a text element for
+/// each of `labels`.
+pub fn assert_svg_plot(svg: &str, labels: &[&str], series: usize) {
+    let head = &svg[..svg.len().min(300)];
+    assert!(svg.starts_with("<svg"), "not an SVG document: {head}");
+    assert!(
+        svg.trim_end().ends_with("</svg>"),
+        "an unfinished SVG: {head}"
+    );
+    let root = &svg[..svg.find('>').expect("the svg tag ends")];
+    let size = |name: &str| -> f64 {
+        svg_attribute(root, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no numeric {name} in {root}"))
+    };
+    let (width, height) = (size("width"), size("height"));
+
+    let mut lines = Vec::new();
+    for (tag, points) in [("<polyline", "points"), ("<path", "d")] {
+        for (at, _) in svg.match_indices(tag) {
+            let element = &svg[at..at + svg[at..].find('>').expect("the element ends")];
+            let stroke = svg_attribute(element, "stroke").unwrap_or("none");
+            if stroke == "none" || stroke == "#000000" {
+                continue;
+            }
+            let numbers: Vec<f64> = svg_attribute(element, points)
+                .unwrap_or("")
+                .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                .filter(|t| !t.is_empty())
+                .map(|t| t.parse().unwrap_or_else(|_| panic!("{t:?} in {element}")))
+                .collect();
+            let xy: Vec<(f64, f64)> = numbers.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+            lines.push((stroke, xy));
+        }
+    }
+    let drawn: Vec<_> = lines
+        .iter()
+        .filter(|(_, xy)| xy.len() >= 3 && xy.iter().any(|p| p.1 != xy[0].1))
+        .collect();
+    assert!(
+        drawn.len() >= series,
+        "{} drawn series, {series} wanted, among the coloured lines {:?}",
+        drawn.len(),
+        lines
+            .iter()
+            .map(|(c, xy)| (c, xy.len()))
+            .collect::<Vec<_>>()
+    );
+    for (stroke, xy) in &drawn {
+        for &(x, y) in xy {
+            assert!(
+                (0.0..=width).contains(&x) && (0.0..=height).contains(&y),
+                "series {stroke}: point ({x}, {y}) outside the {width} x {height} canvas"
+            );
+        }
+    }
+
+    let texts: Vec<&str> = svg
+        .match_indices("<text")
+        .map(|(at, _)| {
+            let open = at + svg[at..].find('>').expect("the text tag ends") + 1;
+            let close = open + svg[open..].find("</text>").expect("the text element ends");
+            svg[open..close].trim()
+        })
+        .collect();
+    let (numbers, words): (Vec<&str>, Vec<&str>) =
+        texts.iter().partition(|t| t.parse::<f64>().is_ok());
+    assert!(numbers.len() >= 4, "too few numbers on the axes: {texts:?}");
+    assert!(words.len() >= 2, "no axis descriptions: {texts:?}");
+    for label in labels {
+        assert!(texts.contains(label), "no label {label:?} among {texts:?}");
+    }
+}
+
+/// The value of attribute `name` in the start tag `element` (without its closing `>`).
+fn svg_attribute<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+    let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = element[start..].find('"')?;
+    Some(&element[start..start + len])
 }
