@@ -1041,6 +1041,47 @@ async fn upstream_reset_reaches_client_as_a_reset() {
     assert_eq!((r.bytes_up, r.bytes_down), (1, 1000));
 }
 
+/// Stopping the proxy cuts the transfers still running: both sides get a reset, so neither
+/// mistakes the cut for a clean end of stream (a FIN would look like a complete download).
+#[tokio::test]
+async fn stopping_the_proxy_resets_the_connections_still_open() {
+    let (addr, accepted) = one_shot_upstream().await;
+    let mut proxy = TestProxy::to(addr).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client.write_all(b"get").await.unwrap();
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    upstream.write_all(&[5u8; 1000]).await.unwrap();
+    let mut got = [0u8; 1000];
+    within(PROMPT, "data first", client.read_exact(&mut got))
+        .await
+        .unwrap();
+    let summary = proxy.stop().await;
+    assert_eq!(summary.connections, 1);
+    let end = within(
+        PROMPT,
+        "client learns of the stop",
+        read_until_end(&mut client),
+    )
+    .await;
+    match end {
+        Err(kind) => assert!(is_reset(kind), "expected a reset, got {kind:?}"),
+        Ok(n) => panic!("the client saw a clean EOF (after {n} more bytes), not a reset"),
+    }
+    let end = within(
+        PROMPT,
+        "upstream learns of the stop",
+        read_until_end(&mut upstream),
+    )
+    .await;
+    match end {
+        Err(kind) => assert!(is_reset(kind), "expected a reset upstream, got {kind:?}"),
+        Ok(n) => panic!("the upstream saw a clean EOF (after {n} more bytes), not a reset"),
+    }
+    let r = proxy.only_close().await;
+    assert_eq!(r.end, "proxy stopped");
+    assert_eq!((r.bytes_up, r.bytes_down), (3, 1000));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Upstream failure
 // ---------------------------------------------------------------------------------------------
@@ -1505,9 +1546,9 @@ async fn pings(addr: SocketAddr, count: usize) -> Vec<Duration> {
 // 6. Shaping accuracy
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
-    const BYTES: usize = 2_000_000; // 2 s at 8 Mbit/s
+/// An upstream that takes one upload and returns its rate in bit/s (of the bytes after the
+/// first read, over the time from that read to the last) and its byte count.
+async fn rate_receiver() -> (SocketAddr, JoinHandle<(f64, usize)>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let receiver = tokio::spawn(async move {
@@ -1533,6 +1574,13 @@ async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
             total,
         )
     });
+    (upstream, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
+    const BYTES: usize = 2_000_000; // 2 s at 8 Mbit/s
+    let (upstream, receiver) = rate_receiver().await;
     let proxy =
         ProxyProcess::start(&["--upstream", &upstream.to_string(), "--rate-up", "8Mbit"]).await;
     assert!(
@@ -1554,6 +1602,46 @@ async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
         (bps / 8e6 - 1.0).abs() <= 0.10,
         "measured {:.3} Mbit/s through --rate-up 8Mbit",
         bps / 1e6
+    );
+}
+
+/// Jitter delays chunks but never lifts the link above its rate: a chunk held back behind a
+/// jittered one still leaves a serialisation time after it, not in a burst. The close report's
+/// peak (the busiest 10 ms bin) stays near the rate too: shaped bytes are spread over the time
+/// the link took to serialise them, so no bin shows two chunks' worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jittered_8mbit_link_keeps_its_rate_and_its_peak() {
+    const BYTES: usize = 1_500_000; // 1.5 s at 8 Mbit/s
+    let (upstream, receiver) = rate_receiver().await;
+    let link = LinkSpec {
+        rate_bps: Some(8_000_000),
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(10),
+    };
+    let mut proxy = TestProxy::shaped(upstream, link, LinkSpec::default()).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(&vec![1u8; BYTES]).await.unwrap();
+    s.shutdown().await.unwrap();
+    let (bps, total) = within(Duration::from_secs(10), "the upload", receiver)
+        .await
+        .unwrap();
+    let r = proxy.only_close().await;
+    eprintln!(
+        "8 Mbit/s, 5 ms + 10 ms jitter: {:.3} Mbit/s at the receiver, peak {:.3} Mbit/s",
+        bps / 1e6,
+        r.peak_up_bps / 1e6
+    );
+    assert_eq!(total, BYTES);
+    assert_eq!(r.bytes_up, BYTES as u64);
+    assert!(
+        (8e6 * 0.90..=8e6 * 1.05).contains(&bps),
+        "measured {:.3} Mbit/s through an 8 Mbit/s link with jitter",
+        bps / 1e6
+    );
+    assert!(
+        r.peak_up_bps <= 8e6 * 1.3,
+        "the busiest bin shows {:.3} Mbit/s on an 8 Mbit/s link",
+        r.peak_up_bps / 1e6
     );
 }
 
@@ -1625,8 +1713,8 @@ async fn delay_20ms_adds_40ms_of_rtt() {
         "an RTT of {min:?} beats 2 x 20 ms"
     );
     assert!(
-        median <= Duration::from_millis(45),
-        "median RTT {median:?} is more than 5 ms over 40 ms: {rtts:?}"
+        median <= Duration::from_millis(50),
+        "median RTT {median:?} is more than 10 ms over 40 ms (a busy 2-core machine adds a few): {rtts:?}"
     );
 }
 
@@ -2072,11 +2160,9 @@ async fn json_events_csv_record_plot_and_metrics() {
     common::assert_svg_plot(&plot, &["Mbit/s", "seconds", "up", "down"], 2);
 }
 
-/// A short session: one exchange, all of it in the first 10 ms bin. The plot draws each
-/// direction as a line through one point per bin, up to the last bin with bytes, so here one
-/// point each, which draws nothing: the plot shows empty axes.
+/// A short session: one exchange, all of it in the first 10 ms bin. Each direction must still
+/// draw a line (a flat step over that bin), not empty axes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ntm proxy --plot draws nothing when all traffic falls in one timeline bin"]
 async fn plot_of_traffic_within_one_bin_is_drawn() {
     let (upstream, _stop) = start_sink_then_reply(1000).await;
     let dir = tempfile::tempdir().unwrap();

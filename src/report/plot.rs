@@ -184,10 +184,17 @@ pub fn proxy_svg(
     timeline: &crate::proxy::timeline::Timeline,
 ) -> Result<(), PlotError> {
     let bin = timeline.bin.as_secs_f64();
-    let series = |bins: &[u64]| -> Vec<(f64, f64)> {
-        bins.iter()
-            .enumerate()
-            .map(|(i, &b)| (i as f64 * bin, b as f64 * 8.0 / bin / 1e6))
+    // Steps, one flat segment per bin (a bin is a rate over its whole width), down to zero after
+    // the last bin with bytes: traffic that fits in one bin still draws a line. Both directions
+    // span the same bins.
+    let bins = timeline.up.len().max(timeline.down.len());
+    let series = |values: &[u64]| -> Vec<(f64, f64)> {
+        (0..bins)
+            .flat_map(|i| {
+                let rate = values.get(i).copied().unwrap_or(0) as f64 * 8.0 / bin / 1e6;
+                [(i as f64 * bin, rate), ((i + 1) as f64 * bin, rate)]
+            })
+            .chain((bins > 0).then_some((bins as f64 * bin, 0.0)))
             .collect()
     };
     up_down_svg(
