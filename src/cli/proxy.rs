@@ -143,8 +143,10 @@ pub async fn run(
         let title = format!("ntm proxy {local} -> {}", args.upstream);
         tokio::task::spawn_blocking(move || super::tui::run(counters, recent, title, stop))
     });
-    let relay = proxy::run(listener, config, shutdown, tx, counters);
-    tokio::pin!(relay);
+    // The relay runs as its own task, so a slow reader of our output (a pipe that fills) holds
+    // up the printing here, never the accepting and relaying.
+    let stop = shutdown.clone();
+    let mut relay = tokio::spawn(proxy::run(listener, config, shutdown, tx, counters));
     let mut show = |event: ProxyEvent, out: &mut dyn Write| -> anyhow::Result<()> {
         let mut out = out;
         match (event, args.format) {
@@ -186,8 +188,14 @@ pub async fn run(
     };
     let summary = loop {
         tokio::select! {
-            summary = &mut relay => break summary,
-            Some(event) = rx.recv() => show(event, out)?,
+            summary = &mut relay => break summary?,
+            Some(event) = rx.recv() => {
+                if let Err(e) = show(event, out) {
+                    stop.cancel();
+                    let _ = relay.await;
+                    return Err(e);
+                }
+            }
         }
     };
     while let Ok(event) = rx.try_recv() {
