@@ -1041,6 +1041,66 @@ async fn upstream_reset_reaches_client_as_a_reset() {
     assert_eq!((r.bytes_up, r.bytes_down), (1, 1000));
 }
 
+/// TCP_NODELAY on both of the proxy's sockets of a connection, so it adds no Nagle delay to the
+/// protocol it watches. The proxy runs in this process, so its sockets are among this process's
+/// file descriptors: found by their addresses, asked with getsockopt.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn both_proxy_sockets_of_a_connection_have_nodelay() {
+    use std::os::fd::BorrowedFd;
+    let (addr, accepted) = one_shot_upstream().await;
+    let proxy = TestProxy::to(addr).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client.write_all(b"x").await.unwrap();
+    let mut upstream = within(PROMPT, "accept", accepted).await.unwrap();
+    let mut byte = [0u8; 1];
+    // Relayed: the proxy has both sockets set up.
+    within(PROMPT, "the relayed byte", upstream.read_exact(&mut byte))
+        .await
+        .unwrap();
+    let (client_addr, proxy_upstream_side) =
+        (client.local_addr().unwrap(), upstream.peer_addr().unwrap());
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut nodelay = HashMap::new();
+    for fd in fds {
+        // SAFETY: only borrowed for the calls below; a descriptor that has closed since the
+        // listing makes them fail, which skips it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&borrowed);
+        let (Ok(local), Ok(peer)) = (sock.local_addr(), sock.peer_addr()) else {
+            continue;
+        };
+        let (Some(local), Some(peer)) = (local.as_socket(), peer.as_socket()) else {
+            continue;
+        };
+        let side = if (local, peer) == (proxy.addr, client_addr) {
+            "toward the client"
+        } else if (local, peer) == (proxy_upstream_side, addr) {
+            "toward the upstream"
+        } else if (local, peer) == (client_addr, proxy.addr) {
+            "the test's own client"
+        } else {
+            continue;
+        };
+        nodelay.insert(side, sock.nodelay().unwrap());
+    }
+    assert_eq!(nodelay.get("toward the client"), Some(&true), "{nodelay:?}");
+    assert_eq!(
+        nodelay.get("toward the upstream"),
+        Some(&true),
+        "{nodelay:?}"
+    );
+    // The check can tell: the test's client never asked for it.
+    assert_eq!(
+        nodelay.get("the test's own client"),
+        Some(&false),
+        "{nodelay:?}"
+    );
+}
+
 /// Stopping the proxy cuts the transfers still running: both sides get a reset, so neither
 /// mistakes the cut for a clean end of stream (a FIN would look like a complete download).
 #[tokio::test]
