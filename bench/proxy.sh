@@ -17,14 +17,16 @@
 #    Gbit/s = 1e9 bit/s. Proxy CPU: user+system seconds the proxy process used during the run
 #    (/proc/PID/stat before and after; for socat including its reaped per-connection children),
 #    per GB received. Each tool runs with its defaults (socat copies in 8 KiB reads).
-# 2. Added latency. ntm latency 127.0.0.1:PORT -t 2 --size 64 --format json against
+# 2. Added latency. ntm latency 127.0.0.1:PORT -t 1 --size 64 --format json against
 #    ntm serve: direct, through an unshaped ntm proxy, through haproxy. Figure: rtt_us.p50, a
 #    full round trip in microseconds. Added = median via - median direct over the runs (each
 #    run's via - direct is printed too, and its median; see the summary for why not that).
-#    This section has its own run count, LAT_RUNS (default 5 x RUNS, 2 s each): a round trip of
-#    ~60 us moves by ~20 us between runs here while a proxy adds ~25 us, so three runs let one
-#    draw decide the ratio (measured: 9 runs gave 0.96-1.24 for the same two binaries, 20 runs
-#    0.94). The paths take turns going first, so no path always follows the same one.
+#    This section has its own run count, LAT_RUNS (default 10 x RUNS, 1 s each, about 10,000
+#    round trips): a round trip of ~60 us moves by ~20 us between runs here while a proxy adds
+#    ~25 us, and each run (a new client process) draws its regime afresh, so many short runs
+#    beat a few long ones (measured for the same two binaries: 9 runs of 3 s gave ratios of
+#    0.96-1.24, 30 runs of 1 s 0.88 and 0.95). The paths take turns going first, so no path
+#    always follows the same one.
 #    On a small VM the RTT is bimodal: about 5 us when the processes share a vCPU, about 70 us
 #    when each message has to wake another vCPU (see bench/latency.sh). A proxy adds a hop, so
 #    the regime can change run by run. PIN=1 pins every process of this section (server,
@@ -62,8 +64,8 @@ RUNS="${RUNS:-3}"
 DURATION="${DURATION:-10}"
 PIN="${PIN:-0}"
 PIN_CPU="${PIN_CPU:-0}"
-LAT_SECONDS=2
-LAT_RUNS="${LAT_RUNS:-$((5 * RUNS))}"
+LAT_SECONDS=1
+LAT_RUNS="${LAT_RUNS:-$((10 * RUNS))}"
 SHAPE_SECONDS=5
 DELAY_COUNT=200
 RATES_MBIT=(1 10 100 1000)
