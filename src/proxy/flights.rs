@@ -59,8 +59,9 @@ pub struct FlightTracker {
 pub const MAX_KEPT: usize = 100_000;
 
 impl FlightTracker {
-    /// Records `bytes` arriving in direction `dir` at `at`.
-    pub fn record(&mut self, dir: Dir, bytes: u64, at: Duration) {
+    /// Records `bytes` arriving in direction `dir` at `at`; returns whether they began a new
+    /// flight.
+    pub fn record(&mut self, dir: Dir, bytes: u64, at: Duration) -> bool {
         match self.newest {
             Some((newest, end)) if newest == dir => {
                 let end = at.max(end);
@@ -71,6 +72,7 @@ impl FlightTracker {
                     f.bytes += bytes;
                     f.end = end;
                 }
+                false
             }
             newest => {
                 let gap = at.saturating_sub(newest.map_or(Duration::ZERO, |(_, end)| end));
@@ -85,6 +87,7 @@ impl FlightTracker {
                         gap,
                     });
                 }
+                true
             }
         }
     }
@@ -114,8 +117,11 @@ mod tests {
     #[test]
     fn runs_in_one_direction_merge() {
         let mut t = FlightTracker::default();
-        t.record(Dir::Up, 100, MS);
-        t.record(Dir::Up, 50, 2 * MS);
+        assert!(
+            t.record(Dir::Up, 100, MS),
+            "the first chunk begins a flight"
+        );
+        assert!(!t.record(Dir::Up, 50, 2 * MS), "the second continues it");
         t.record(Dir::Down, 1000, 10 * MS);
         t.record(Dir::Down, 1000, 11 * MS);
         t.record(Dir::Up, 10, 30 * MS);

@@ -32,11 +32,13 @@ impl LinkSpec {
         }
     }
 
-    /// Bytes that may wait inside the link: twice a bandwidth-delay product (for the jitter and
-    /// the chunk in hand) plus four chunks, at most 16 MiB. This bounds the proxy's memory per
-    /// connection and direction; past it the reader stops and TCP pushes back on the sender. A
-    /// small floor keeps a slow link's queue short: at 3G's 0.75 Mbit/s it holds about 0.2 s, not
-    /// seconds of bufferbloat on top of the delay asked for.
+    /// Bytes that may wait inside the link: twice the bandwidth-delay product at the longest
+    /// one-way delay (delay + jitter), for headroom over what is in flight, plus four chunks so
+    /// the link always has the next chunk in hand; at most [`MAX_QUEUE`], and never less than
+    /// four chunks. This bounds the proxy's memory per connection and direction; past it the
+    /// reader stops and TCP pushes back on the sender. With no fixed minimum, a slow link's
+    /// queue stays short: at 3G's 0.75 Mbit/s it holds about 0.2 s, not seconds of bufferbloat
+    /// on top of the delay asked for.
     pub fn queue_bytes(&self) -> usize {
         let delay = (self.delay + self.jitter).as_secs_f64();
         let bdp = match self.rate_bps {

@@ -70,9 +70,7 @@ impl Recorder {
             s.bytes[i] += bytes;
             s.first[i].get_or_insert(from);
             s.last[i] = Some(at);
-            let before = s.flights.count();
-            s.flights.record(dir, bytes, at);
-            if s.flights.count() > before {
+            if s.flights.record(dir, bytes, at) {
                 self.shared.counters.flights.fetch_add(1, Ordering::Relaxed);
                 self.live.flights.fetch_add(1, Ordering::Relaxed);
             }
@@ -185,30 +183,29 @@ pub(super) async fn serve(
     // The proxy must add no Nagle delay to the protocol it watches.
     let _ = client.set_nodelay(true);
     let connected = tokio::select! {
-        _ = stop.cancelled() => Err(None),
-        c = connect_upstream(&shared.config.upstream, shared.config.connect_timeout) => c.map_err(Some),
+        _ = stop.cancelled() => None,
+        c = connect_upstream(&shared.config.upstream, shared.config.connect_timeout) => Some(c),
     };
     let (upstream, upstream_addr) = match connected {
-        Ok(pair) => pair,
-        Err(None) => {
-            // Stopped while connecting: the client is reset, as every open connection is.
-            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+        Some(Ok(pair)) => pair,
+        not_connected => {
+            let end = match not_connected {
+                Some(Err(e)) => {
+                    shared
+                        .counters
+                        .upstream_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
+                    format!("upstream failed: {e}")
+                }
+                // Stopped while connecting: the client is reset, as every open connection is.
+                _ => {
+                    arm_reset(&client);
+                    "proxy stopped".to_string()
+                }
+            };
             drop(client);
-            let report = recorder.report(peer, None, "proxy stopped".to_string(), id);
-            drop(open);
-            let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
-            return;
-        }
-        Err(Some(e)) => {
-            shared
-                .counters
-                .upstream_failures
-                .fetch_add(1, Ordering::Relaxed);
-            warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
-            let report = recorder.report(peer, None, format!("upstream failed: {e}"), id);
-            // Counted as closed before anyone hears it closed.
-            drop(open);
-            let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
+            close(&shared, open, recorder.report(peer, None, end, id));
             return;
         }
     };
@@ -242,7 +239,7 @@ pub(super) async fn serve(
             tokio::select! {
                 // Whatever is still in flight is lost: both sides get a reset, so neither
                 // mistakes the cut for a clean end of stream.
-                _ = stop.cancelled() => break ("proxy stopped".to_string(), &[Dir::Up, Dir::Down][..]),
+                _ = stop.cancelled() => break ("proxy stopped".to_string(), Resets { client: true, upstream: true }),
                 end = &mut up, if !up_done => match end {
                     PumpEnd::Eof => up_done = true,
                     failed => break failure(failed, Dir::Up),
@@ -253,44 +250,66 @@ pub(super) async fn serve(
                 },
             }
             if up_done && down_done {
-                break ("closed".to_string(), &[][..]);
+                break ("closed".to_string(), Resets::default());
             }
         }
     };
-    // A reset becomes a reset: linger 0 makes the close an RST, and the write half is dropped
-    // without the shutdown (FIN) it would otherwise send first.
-    let linger0 = |s: &TcpStream| {
-        let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
-    };
-    for dir in resets {
-        match dir {
-            Dir::Up => linger0(upstream_write.as_ref()),
-            Dir::Down => linger0(client_write.as_ref()),
-        }
-    }
-    if resets.contains(&Dir::Up) {
+    // The write half of a side that gets a reset is dropped without the shutdown (FIN) it
+    // would otherwise send first.
+    if resets.upstream {
+        arm_reset(upstream_write.as_ref());
         upstream_write.forget();
     }
-    if resets.contains(&Dir::Down) {
+    if resets.client {
+        arm_reset(client_write.as_ref());
         client_write.forget();
     }
     debug!(id, client = %peer, end, "connection ended");
-    let report = recorder.report(peer, Some(upstream_addr), end, id);
+    close(
+        &shared,
+        open,
+        recorder.report(peer, Some(upstream_addr), end, id),
+    );
+}
+
+/// Reports a connection closed; it is counted as closed (the guard dropped) before anyone
+/// hears so.
+fn close(shared: &Shared, open: OpenGuard<'_>, report: ConnectionReport) {
     drop(open);
     let _ = shared.events.send(ProxyEvent::Close(Box::new(report)));
 }
 
-/// Names a failure and says which side must get a reset: the destination when the source reset
-/// (`Up` = the upstream, `Down` = the client), the source when the destination went away.
-fn failure(end: PumpEnd, dir: Dir) -> (String, &'static [Dir]) {
-    let (source, dest, toward_dest, toward_source): (_, _, &[Dir], &[Dir]) = match dir {
-        Dir::Up => ("client", "upstream", &[Dir::Up], &[Dir::Down]),
-        Dir::Down => ("upstream", "client", &[Dir::Down], &[Dir::Up]),
+/// Makes the socket's close a reset (RST) rather than a FIN: linger 0.
+fn arm_reset(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+}
+
+/// Which sides of a connection get a reset as it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Resets {
+    client: bool,
+    upstream: bool,
+}
+
+/// Names a failure and says which side must get a reset: the destination when the source reset,
+/// the source when the destination went away.
+fn failure(end: PumpEnd, dir: Dir) -> (String, Resets) {
+    let (source, dest) = match dir {
+        Dir::Up => ("client", "upstream"),
+        Dir::Down => ("upstream", "client"),
+    };
+    let toward_dest = Resets {
+        client: dir == Dir::Down,
+        upstream: dir == Dir::Up,
+    };
+    let toward_source = Resets {
+        client: dir == Dir::Up,
+        upstream: dir == Dir::Down,
     };
     match end {
         PumpEnd::ReadReset => (format!("reset by {source}"), toward_dest),
         PumpEnd::WriteFailed => (format!("{dest} went away"), toward_source),
-        PumpEnd::Eof | PumpEnd::Stopped => ("closed".to_string(), &[]),
+        PumpEnd::Eof | PumpEnd::Stopped => ("closed".to_string(), Resets::default()),
     }
 }
 
@@ -415,7 +434,8 @@ async fn pump_shaped(
 ) -> PumpEnd {
     let (spec, link) = shared.link(dir);
     let chunk = spec.chunk_bytes();
-    let queue = Arc::new(Semaphore::new(spec.queue_bytes().max(chunk)));
+    // At least four chunks (see `queue_bytes`), so a chunk's permits can always be had.
+    let queue = Arc::new(Semaphore::new(spec.queue_bytes()));
     let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
     let jitter = !spec.jitter.is_zero();
     let schedule = |bytes: usize| {

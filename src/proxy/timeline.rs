@@ -36,14 +36,22 @@ impl Timeline {
         self.add_spread(dir, at, at, bytes);
     }
 
-    /// Adds `bytes` in `dir` spread evenly over `from..=to`, as a link that serialised them over
+    /// Adds `bytes` in `dir` spread evenly over `from..to`, as a link that serialised them over
     /// that time delivers them; every byte lands in some bin (the rounding goes to the last).
+    /// An empty span (`from == to`) is one [`Timeline::add`] at `to`.
     pub fn add_spread(&mut self, dir: Dir, from: Duration, to: Duration, bytes: u64) {
         let from = from.min(to);
-        while self.index(to) >= MAX_BINS {
+        // A span that ends on a bin boundary ends in the bin before it: 0..30 ms is three
+        // 10 ms bins, not four.
+        let end = if to > from {
+            to - Duration::from_nanos(1)
+        } else {
+            to
+        };
+        while self.index(end) >= MAX_BINS {
             self.coarsen();
         }
-        let (first, last) = (self.index(from), self.index(to));
+        let (first, last) = (self.index(from), self.index(end));
         let bin = self.bin;
         let bins = match dir {
             Dir::Up => &mut self.up,
@@ -60,9 +68,9 @@ impl Timeline {
         let mut given = 0;
         for (i, slot) in bins.iter_mut().enumerate().take(last).skip(first) {
             // The part of from..to inside bin i.
-            let end = (bin.as_nanos() * (i as u128 + 1)).min(to.as_nanos());
-            let start = (bin.as_nanos() * i as u128).max(from.as_nanos());
-            let share = (bytes as u128 * (end - start) / span) as u64;
+            let inside_end = (bin.as_nanos() * (i as u128 + 1)).min(to.as_nanos());
+            let inside_start = (bin.as_nanos() * i as u128).max(from.as_nanos());
+            let share = (bytes as u128 * (inside_end - inside_start) / span) as u64;
             *slot += share;
             given += share;
         }
@@ -118,9 +126,9 @@ mod tests {
             3000,
         );
         assert_eq!(t.up, vec![500, 1000, 1000, 500]);
-        // Rounding never loses a byte.
+        // Rounding never loses a byte, and a span ending on a boundary ends in the bin before.
         t.add_spread(Dir::Down, Duration::ZERO, Duration::from_millis(30), 10);
-        assert_eq!(t.down.iter().sum::<u64>(), 10);
+        assert_eq!(t.down, vec![3, 3, 4]);
         // A span inside one bin is one add.
         t.add_spread(
             Dir::Down,

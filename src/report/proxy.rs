@@ -92,21 +92,13 @@ pub fn write_record_csv_rows(out: &mut impl Write, r: &ConnectionReport) -> io::
     Ok(())
 }
 
-/// Every connection's report (timelines and flights included) as one JSON document: the
-/// document a JSON [`Recording`] writes piece by piece.
-pub fn record_json(reports: &[ConnectionReport], summary: &ProxySummary) -> Value {
-    json!({
-        "summary": summary_json(summary),
-        "connections": reports,
-    })
-}
-
 /// The form of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordFormat {
     /// [`RECORD_CSV_HEADER`], then each connection's rows.
     Csv,
-    /// `{"connections":[...],"summary":{...}}`, as [`record_json`].
+    /// `{"connections":[...],"summary":{...}}`: every connection's report (timelines and
+    /// flights included), then the summary.
     Json,
 }
 
@@ -166,6 +158,14 @@ mod tests {
     use super::*;
     use crate::proxy::flights::{Dir, Flight};
     use crate::proxy::timeline::Timeline;
+
+    /// The document a JSON [`Recording`] writes piece by piece, built at once.
+    fn record_json(reports: &[ConnectionReport], summary: &ProxySummary) -> Value {
+        json!({
+            "summary": summary_json(summary),
+            "connections": reports,
+        })
+    }
 
     fn report(id: u64, up: u64, down: u64) -> ConnectionReport {
         let mut timeline = Timeline::new(Duration::from_millis(10));
