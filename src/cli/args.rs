@@ -58,7 +58,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Port of the built-in server on 127.0.0.1; a free port is taken if it is in use.
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = 8080, allow_negative_numbers = true)]
     pub port: u16,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
     #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_hyphen_values = true, value_parser = units::parse_size_list)]
