@@ -2,7 +2,8 @@
 //! value is refused before anything runs, with a message naming it and the accepted forms.
 //! Values with a unit take `allow_hyphen_values` and plain numbers `allow_negative_numbers`, so
 //! `--delay -5ms` reaches our parser (which says negatives are refused) instead of clap taking
-//! `-5` for an unknown flag.
+//! `-5` for an unknown flag; the test `numeric_values_may_start_with_a_hyphen` holds every
+//! subcommand's numeric flags to this.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,7 +59,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Port of the built-in server on 127.0.0.1; a free port is taken if it is in use.
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = 8080, allow_negative_numbers = true)]
     pub port: u16,
     /// Payload sizes, comma-separated (binary units: 1KB = 1024 bytes).
     #[arg(long, value_name = "SIZES", default_value = DEFAULT_SIZES, allow_hyphen_values = true, value_parser = units::parse_size_list)]
@@ -708,6 +709,87 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Value names of arguments whose values are not numbers, so need not start with '-'. Any
+    /// other value-taking argument is taken for a number (with or without a unit) and must let
+    /// `-5` or `-5ms` reach its parser, or clap refuses it as an unknown flag `-5`.
+    const NOT_NUMBERS: &[&str] = &[
+        "ADDR",
+        "HOST:PORT",
+        "FILE",
+        "FILE.svg",
+        "NAME",
+        "ALGO",
+        "full|redacted",
+    ];
+
+    /// Plain numbers, for which `allow_negative_numbers` is enough: it lets `-5` through, but
+    /// not `-5ms`, so a value with a unit needs `allow_hyphen_values`.
+    const PLAIN_NUMBERS: &[&str] = &["N", "R", "F", "BYTES", "PORT"];
+
+    /// Every argument of `cmd` and its subcommands, with the command path (`ntm mpc sweep`).
+    fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            out.push((path.to_string(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            all_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    fn value_name(arg: &clap::Arg) -> String {
+        match arg.get_value_names() {
+            Some([name, ..]) => name.to_string(),
+            _ => arg.get_id().as_str().to_uppercase(),
+        }
+    }
+
+    fn flag(arg: &clap::Arg) -> String {
+        match (arg.get_short(), arg.get_long()) {
+            (Some(short), Some(long)) => format!("-{short}/--{long}"),
+            (None, Some(long)) => format!("--{long}"),
+            (Some(short), None) => format!("-{short}"),
+            (None, None) => format!("<{}>", value_name(arg)),
+        }
+    }
+
+    /// Regression test for `--delay -5ms` refused as "unexpected argument '-5'", and for the
+    /// flags a hand-made pass over the attributes missed (`--port`, `top -n`, `top --limit`).
+    #[test]
+    fn numeric_values_may_start_with_a_hyphen() {
+        let mut args = Vec::new();
+        all_args(&Cli::command(), "ntm", &mut args);
+        let mut offenders = Vec::new();
+        let mut exempted = std::collections::BTreeSet::new();
+        for (path, arg) in &args {
+            // Enumerations (--format, --units) list their values; none starts with '-'.
+            if !arg.get_action().takes_values() || !arg.get_possible_values().is_empty() {
+                continue;
+            }
+            let name = value_name(arg);
+            if NOT_NUMBERS.contains(&name.as_str()) {
+                exempted.insert(name);
+                continue;
+            }
+            let what = format!("{path} {} {name}", flag(arg));
+            if arg.is_allow_hyphen_values_set() {
+                continue;
+            }
+            if !arg.is_allow_negative_numbers_set() {
+                offenders.push(format!("{what}: needs allow_hyphen_values (a value with a unit) or allow_negative_numbers (a plain number)"));
+            } else if !PLAIN_NUMBERS.contains(&name.as_str()) {
+                offenders.push(format!("{what}: allow_negative_numbers lets -5 through, not -5ms; use allow_hyphen_values, or add {name} to PLAIN_NUMBERS if it is a plain number"));
+            }
+        }
+        assert!(offenders.is_empty(), "\n{}", offenders.join("\n"));
+        // An exception no argument uses would silently exempt a future numeric one.
+        for name in NOT_NUMBERS {
+            assert!(
+                exempted.contains(*name),
+                "NOT_NUMBERS lists {name}, which no argument uses"
+            );
+        }
     }
 
     #[test]

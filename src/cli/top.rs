@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::UsageError;
 use crate::monitor::{self, Facade, Monitor, MonitorOptions, Observation, Snapshot};
 use crate::report::monitor::{self as report, TableOptions};
+use crate::report::units;
 use crate::report::Format;
 
 #[derive(Debug, clap::Args)]
@@ -27,13 +28,13 @@ pub struct TopArgs {
     #[arg(long, conflicts_with = "count")]
     pub once: bool,
     /// Print this many snapshots, one per interval, and exit.
-    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'n', long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count)]
     pub count: Option<u64>,
     /// List each process's connections (in the live view: expand every process).
     #[arg(long)]
     pub connections: bool,
     /// Processes shown in a printed table (the busiest first).
-    #[arg(long, value_name = "N", default_value_t = 25)]
+    #[arg(long, value_name = "N", default_value = "25", allow_negative_numbers = true, value_parser = parse_limit)]
     pub limit: usize,
     /// Serve per-process counters in Prometheus text format on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
@@ -41,6 +42,15 @@ pub struct TopArgs {
     /// Output: a table, or one JSON snapshot per line (NDJSON).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+fn parse_count(s: &str) -> Result<u64, units::UnitError> {
+    units::parse_count(s, 1, 1_000_000_000)
+}
+
+/// 0 is a table of the totals alone.
+fn parse_limit(s: &str) -> Result<usize, units::UnitError> {
+    units::parse_count(s, 0, 1_000_000_000).map(|n| n as usize)
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
