@@ -8,10 +8,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
-
-/// How long to wait after a failed accept before trying again.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `GET /metrics` on `listener` until `shutdown`, with the body `render` returns at
 /// each scrape.
@@ -20,23 +16,8 @@ pub async fn serve_metrics(
     render: Arc<dyn Fn() -> String + Send + Sync>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let mut stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                warn!(error = %e, "metrics: accept failed");
-                // Out of descriptors (EMFILE) and the like: the error repeats at once, so pause
-                // rather than spin, as the proxy's and the server's accept loops do.
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(ACCEPT_PAUSE) => continue,
-                }
-            }
-        };
+    while let Some((mut stream, _)) = crate::listener::accept(&listener, &shutdown, "metrics").await
+    {
         let render = render.clone();
         tokio::spawn(async move {
             let mut request = [0u8; 4096];

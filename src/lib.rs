@@ -11,6 +11,7 @@
 //! | [`measure`] | the client side of tests; returns samples |
 //! | [`mpc`] | MPC cost models; pure |
 //! | [`http`] | the one HTTP endpoint: `GET /metrics` for Prometheus |
+//! | [`listener`] | the accept step every accept loop shares: pause on errors, stop on shutdown |
 //! | [`monitor`] | traffic of existing processes from the kernel's socket counters (`top`, `exec`) |
 //! | [`proxy`] | the measuring and shaping TCP proxy: counts, flights, emulated links |
 //! | [`os`] | TCP_INFO, CPU time and socket options behind one facade |
@@ -22,6 +23,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod listener;
 pub mod measure;
 pub mod monitor;
 pub mod mpc;

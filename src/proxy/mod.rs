@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
 
 use flights::{Dir, Flight};
 use link::{LinkSpec, ShapedLink};
@@ -220,25 +219,10 @@ pub async fn run(
         config,
     });
     let tracker = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((client, peer)) => {
-                let shared = shared.clone();
-                let stop = shutdown.clone();
-                tracker.spawn(async move { relay::serve(client, peer, shared, stop).await });
-            }
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
-            }
-        }
+    while let Some((client, peer)) = crate::listener::accept(&listener, &shutdown, "proxy").await {
+        let shared = shared.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move { relay::serve(client, peer, shared, stop).await });
     }
     drop(listener);
     tracker.close();

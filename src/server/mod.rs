@@ -73,22 +73,7 @@ pub async fn run(listener: TcpListener, config: ServerConfig, shutdown: Cancella
     let hard_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors and the like: back off rather than spin or exit.
-                warn!(error = %e, "accept failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                }
-            }
-        };
+    while let Some((stream, peer)) = crate::listener::accept(&listener, &shutdown, "server").await {
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             debug!(%peer, "connection limit reached, closing");
             continue;
