@@ -57,11 +57,15 @@ fn slot(dir: Dir) -> usize {
 }
 
 impl Recorder {
-    /// Counts `bytes` that reached the far end just now; a shaped link took `serialise` to
-    /// deliver them, so the timelines spread them over that time (zero when unshaped).
-    fn record(&self, dir: Dir, bytes: usize, serialise: Duration) {
-        let now = Instant::now();
-        let at = now.duration_since(self.opened);
+    /// Counts `bytes` that reached the far end just now (unshaped).
+    fn record(&self, dir: Dir, bytes: usize) {
+        self.record_at(dir, bytes, Instant::now(), Duration::ZERO);
+    }
+
+    /// Counts `bytes` that reached the far end at `now`; a shaped link took `serialise` to
+    /// deliver them, so the timelines spread them over that time.
+    fn record_at(&self, dir: Dir, bytes: usize, now: Instant, serialise: Duration) {
+        let at = now.saturating_duration_since(self.opened);
         let from = at.saturating_sub(serialise);
         let bytes = bytes as u64;
         {
@@ -362,7 +366,7 @@ async fn pump_splice(
             let _ = to.shutdown().await;
             return PumpEnd::Eof;
         }
-        recorder.record(dir, moved, Duration::ZERO);
+        recorder.record(dir, moved);
         let mut pending = moved;
         let sink = (*to).as_ref();
         while pending > 0 {
@@ -397,7 +401,7 @@ async fn pump_direct(
             Ok(n) => n,
             Err(_) => return PumpEnd::ReadReset,
         };
-        recorder.record(dir, n, Duration::ZERO);
+        recorder.record(dir, n);
         if to.write_all(&buf[..n]).await.is_err() {
             return PumpEnd::WriteFailed;
         }
@@ -480,6 +484,15 @@ async fn pump_shaped(
         }
     };
     let writer = async {
+        // When the previous chunk went out. A writer that woke late (a busy machine) must not
+        // catch up by sending the chunks that fell due meanwhile back to back, a burst far
+        // above the link's rate: it catches up at most CATCH_UP times the rate, each chunk
+        // leaving at least its serialisation time / CATCH_UP after the one before. On time, the
+        // link's own schedule already spaces chunks by their serialisation time, so this never
+        // delays a punctual writer, and the few microseconds a wake-up overshoots by never add
+        // up.
+        const CATCH_UP: f64 = 1.25;
+        let mut previous: Option<Instant> = None;
         while let Some(item) = rx.recv().await {
             match item {
                 InFlight::Data {
@@ -488,13 +501,18 @@ async fn pump_shaped(
                     bytes,
                     ..
                 } => {
-                    sleep_until_precise(release).await;
+                    let due =
+                        previous.map_or(release, |p| release.max(p + serialise.div_f64(CATCH_UP)));
+                    sleep_until_precise(due).await;
+                    let sent = Instant::now();
+                    previous = Some(sent);
                     if to.write_all(&bytes).await.is_err() {
                         return PumpEnd::WriteFailed;
                     }
                     // Counted as it leaves the emulated link, so timelines, peaks and flights
-                    // show the shaped traffic the far end sees.
-                    recorder.record(dir, bytes.len(), serialise);
+                    // show the shaped traffic the far end sees; at the time the write began,
+                    // the same instant the spacing above counts from.
+                    recorder.record_at(dir, bytes.len(), sent, serialise);
                 }
                 InFlight::Eof { release } => {
                     sleep_until_precise(release).await;
