@@ -1,6 +1,6 @@
 //! End-to-end tests of the proxy's emulated links (issue 4): the shaped relay byte-exact under
-//! churn, backpressure toward a stalled client (shaped or not), and the accuracy of rate, delay,
-//! jitter and profiles.
+//! churn (on Linux), backpressure toward a stalled client (shaped or not), and the accuracy of
+//! rate, delay, jitter and profiles.
 //!
 //! Library tests run `ntm::proxy::run` on port 0; command-line tests run the `ntm` binary with
 //! `--listen 127.0.0.1:0` and read the bound address from its start line. Real time, not
@@ -15,12 +15,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::churn::churn;
 use common::proxy::{
     ping, pings, random_pool, read_hashing, sha, start_echo, ProxyProcess, TestProxy,
 };
 use common::{within, PROMPT};
-use ntm::proxy::flights::Dir;
 use ntm::proxy::link::LinkSpec;
 use ntm::proxy::ProxyConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,9 +31,13 @@ use tokio::task::JoinHandle;
 // ---------------------------------------------------------------------------------------------
 
 /// The shaped relay path (a reader, the emulated link's queue, a writer releasing chunks on
-/// time) under the churn of `proxy.rs`: jitter draws a new delay per chunk, which must never reorder.
+/// time) under the churn of `proxy_churn.rs` (Linux only, as there): jitter draws a new delay
+/// per chunk, which must never reorder.
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_exact_under_churn_shaped_2gbit_1ms_jitter_1ms() {
+    use common::churn::churn;
+    use ntm::proxy::flights::Dir;
     let link = LinkSpec {
         rate_bps: Some(2_000_000_000),
         delay: Duration::from_millis(1),
