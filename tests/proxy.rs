@@ -177,12 +177,8 @@ async fn both_proxy_sockets_of_a_connection_have_nodelay() {
         .unwrap();
     let (client_addr, proxy_upstream_side) =
         (client.local_addr().unwrap(), upstream.peer_addr().unwrap());
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
     let mut nodelay = std::collections::HashMap::new();
-    for fd in fds {
+    for (fd, _) in common::proxy::open_fds() {
         // SAFETY: only borrowed for the calls below; a descriptor that has closed since the
         // listing makes them fail, which skips it.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };

@@ -21,8 +21,8 @@ use common::churn::{
     check_connection, churn, run_client, ClientPlan, HashingUpstream, Mode, DIE, DIE_AFTER,
 };
 use common::proxy::{
-    fd_listing, in_a_process_of_its_own, is_reset, one_shot_upstream, open_fds, open_pipes,
-    payload, random_pool, read_hashing, runtime, seed, TestProxy,
+    in_a_process_of_its_own, is_reset, one_shot_upstream, open_fds, payload, random_pool,
+    read_hashing, runtime, seed, TestProxy,
 };
 use common::{within, PROMPT};
 use ntm::proxy::ProxyConfig;
@@ -60,6 +60,14 @@ async fn byte_exact_under_churn_splice() {
         Duration::from_secs(120),
     )
     .await;
+}
+
+/// The pipe descriptors of this process (`splice` moves bytes through one per direction).
+fn open_pipes() -> usize {
+    open_fds()
+        .iter()
+        .filter(|(_, target)| target.to_string_lossy().starts_with("pipe:"))
+        .count()
 }
 
 /// `splice: true` really takes the splice path: an open connection holds two pipes (one per
@@ -110,6 +118,15 @@ fn splice_relays_through_a_pipe_each_way() {
 // 2. An upstream dies mid-churn
 // ---------------------------------------------------------------------------------------------
 
+/// This process's descriptors, one per line, for a failure message.
+fn fd_listing() -> String {
+    open_fds()
+        .iter()
+        .map(|(fd, target)| format!("{fd} -> {}", target.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn upstream_dies_mid_transfer_others_carry_on_and_fds_return() {
     if in_a_process_of_its_own("upstream_dies_mid_transfer_others_carry_on_and_fds_return") {
@@ -123,7 +140,7 @@ async fn upstream_dies_body() {
     let pool = random_pool(seed, 2 << 20);
     let mut upstream = HashingUpstream::start(pool.clone(), 512 * 1024, seed).await;
     let mut proxy = TestProxy::to(upstream.addr).await;
-    let fds_before = open_fds();
+    let fds_before = open_fds().len();
 
     let mut rng = fastrand::Rng::with_seed(seed);
     let plans: Vec<ClientPlan> = (1..=OTHERS)
@@ -198,14 +215,14 @@ async fn upstream_dies_body() {
     // Every connection is closed: the proxy's descriptors come back to where they were.
     let settled = Instant::now();
     loop {
-        let now = open_fds();
+        let now = open_fds().len();
         if now <= fds_before {
             break;
         }
         if settled.elapsed() > PROMPT {
             panic!(
                 "{now} descriptors open, {fds_before} before the connections:\n{}",
-                fd_listing().join("\n")
+                fd_listing()
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -485,34 +485,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
 // This process's descriptors
 // ---------------------------------------------------------------------------------------------
 
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
+/// This process's open descriptors in ascending order, each with what it refers to (a path,
+/// `socket:[inode]`, `pipe:[inode]`; empty if it closed while being listed). Read from
+/// `/proc/self/fd`, whose own descriptor is among them.
+#[cfg(target_os = "linux")]
+pub fn open_fds() -> Vec<(i32, std::path::PathBuf)> {
+    let mut fds: Vec<_> = std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
-        .count()
-}
-
-pub fn fd_listing() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| {
-            let target = std::fs::read_link(e.path()).unwrap_or_default();
-            format!(
-                "{} -> {}",
-                e.file_name().to_string_lossy(),
-                target.display()
-            )
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).unwrap_or_default()))
         })
         .collect();
-    v.sort();
-    v
-}
-
-/// The pipe descriptors of this process (`splice` moves bytes through one per direction).
-pub fn open_pipes() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
-        .count()
+    fds.sort();
+    fds
 }
