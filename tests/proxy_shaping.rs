@@ -213,33 +213,38 @@ async fn stalled_client_gets_backpressure_shaped_1gbit_5ms() {
 // 3. Shaping accuracy
 // ---------------------------------------------------------------------------------------------
 
-/// An upstream that takes one upload and returns its rate in bit/s (of the bytes after the
-/// first read, over the time from that read to the last) and its byte count.
+/// Reads `s` to its end; returns the rate in bit/s (of the bytes after the first read, over the
+/// time from that read to the last) and the byte count.
+async fn read_rate(s: &mut TcpStream) -> (f64, usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut total, mut first) = (0usize, None);
+    let mut last = Instant::now();
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        if first.is_none() {
+            first = Some((Instant::now(), n));
+        }
+        last = Instant::now();
+        total += n;
+    }
+    let (start, first_bytes) = first.expect("at least one read with data");
+    // The first read's bytes arrived at `start`; the rate is of those that came after.
+    (
+        (total - first_bytes) as f64 * 8.0 / (last - start).as_secs_f64(),
+        total,
+    )
+}
+
+/// An upstream that takes one upload and returns its [`read_rate`].
 async fn rate_receiver() -> (SocketAddr, JoinHandle<(f64, usize)>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
     let receiver = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let (mut total, mut first) = (0usize, None);
-        let mut last = Instant::now();
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            if first.is_none() {
-                first = Some((Instant::now(), n));
-            }
-            last = Instant::now();
-            total += n;
-        }
-        let (start, first_bytes) = first.unwrap();
-        // The first read's bytes arrived at `start`; the rate is of those that came after.
-        (
-            (total - first_bytes) as f64 * 8.0 / (last - start).as_secs_f64(),
-            total,
-        )
+        read_rate(&mut s).await
     });
     (upstream, receiver)
 }
@@ -332,29 +337,7 @@ async fn rate_down_8mbit_measures_8mbit_at_the_client() {
         proxy.start_line
     );
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    let (bps, total) = within(Duration::from_secs(10), "the download", async {
-        let mut buf = vec![0u8; 64 * 1024];
-        let (mut total, mut first) = (0usize, None);
-        let mut last = Instant::now();
-        loop {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            if first.is_none() {
-                first = Some((Instant::now(), n));
-            }
-            last = Instant::now();
-            total += n;
-        }
-        let (start, first_bytes) = first.unwrap();
-        // The first read's bytes arrived at `start`; the rate is of those that came after.
-        (
-            (total - first_bytes) as f64 * 8.0 / (last - start).as_secs_f64(),
-            total,
-        )
-    })
-    .await;
+    let (bps, total) = within(Duration::from_secs(10), "the download", read_rate(&mut s)).await;
     within(PROMPT, "the upstream's send", sender).await.unwrap();
     eprintln!("--rate-down 8Mbit: {:.3} Mbit/s at the client", bps / 1e6);
     assert_eq!(total, BYTES);
