@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::proxy::{
-    exchange, read_until_end, start_echo, start_sink_then_reply, ProxyProcess, TestProxy,
+    exchange, read_until_end, record_rows, recorded_bytes, start_echo, start_sink_then_reply,
+    ProxyProcess, TestProxy,
 };
 use common::{within, PROMPT};
 use ntm::proxy::flights::Dir;
@@ -270,28 +270,17 @@ async fn json_events_csv_record_plot_and_metrics() {
     );
 
     // The CSV timeline's bytes add up to the bytes relayed, per connection and direction.
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("connection,direction,bin_start_seconds,bin_seconds,bytes")
-    );
-    let mut sums: HashMap<(String, String), u64> = HashMap::new();
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 5, "{line}");
-        let start: f64 = f[2].parse().unwrap();
-        let bin: f64 = f[3].parse().unwrap();
-        assert!(start >= 0.0 && (bin - 0.01).abs() < 1e-9, "{line}");
-        *sums.entry((f[0].into(), f[1].into())).or_default() += f[4].parse::<u64>().unwrap();
-    }
-    for c in &closes {
-        let id = c["id"].to_string();
-        assert_eq!(
-            sums.get(&(id.clone(), "up".into())),
-            Some(&(UP as u64)),
-            "{sums:?}"
+    let rows = record_rows(&std::fs::read_to_string(&csv).unwrap());
+    for row in &rows {
+        assert!(
+            row.bin_start_seconds >= 0.0 && (row.bin_seconds - 0.01).abs() < 1e-9,
+            "{row:?}"
         );
+    }
+    let sums = recorded_bytes(&rows);
+    for c in &closes {
+        let id = c["id"].as_u64().expect("id");
+        assert_eq!(sums.get(&(id, "up".into())), Some(&(UP as u64)), "{sums:?}");
         assert_eq!(
             sums.get(&(id, "down".into())),
             Some(&(DOWN as u64)),

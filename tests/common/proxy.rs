@@ -4,6 +4,7 @@
 //!
 //! Each test file uses a different subset (see the `dead_code` allowance in `common`).
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ntm::proxy::link::LinkSpec;
 use ntm::proxy::{ConnectionReport, Counters, ProxyConfig, ProxyEvent, ProxySummary};
+use ntm::report::proxy::RECORD_CSV_HEADER;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -286,6 +288,10 @@ pub async fn one_shot_upstream() -> (SocketAddr, JoinHandle<TcpStream>) {
 // `ntm proxy` as a process
 // ---------------------------------------------------------------------------------------------
 
+/// Upper bound for a child `ntm` to start and print its first line: longer than [`PROMPT`],
+/// because exec'ing a debug binary while other tests load both cores can itself take seconds.
+pub const STARTUP: Duration = Duration::from_secs(20);
+
 /// `ntm proxy --listen 127.0.0.1:0 ...` in a child process, killed when dropped.
 pub struct ProxyProcess {
     child: tokio::process::Child,
@@ -313,7 +319,7 @@ impl ProxyProcess {
         let mut start_line = String::new();
         let mut metrics = None;
         let mut early = Vec::new();
-        within(Duration::from_secs(20), "the proxy's start line", async {
+        within(STARTUP, "the proxy's start line", async {
             while let Some(line) = stderr.next_line().await.unwrap() {
                 if let Some(rest) = line.strip_prefix("ntm proxy: metrics on http://") {
                     let addr = rest.trim_end_matches("/metrics");
@@ -376,6 +382,76 @@ impl ProxyProcess {
         let stderr = within(PROMPT, "stderr", &mut self.stderr).await.unwrap();
         (status, rest, stderr)
     }
+
+    /// SIGKILL, so that no exit path runs; waits for the process to be gone.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("kill ntm proxy");
+        within(PROMPT, "ntm proxy dies", self.child.wait())
+            .await
+            .unwrap();
+    }
+}
+
+/// One row of a CSV recording (`ntm proxy --record FILE.csv`).
+#[derive(Debug)]
+pub struct RecordRow {
+    pub connection: u64,
+    pub direction: String,
+    pub bin_start_seconds: f64,
+    pub bin_seconds: f64,
+    pub bytes: u64,
+}
+
+/// The rows of a CSV recording; asserts the header is [`RECORD_CSV_HEADER`] and every row whole.
+pub fn record_rows(text: &str) -> Vec<RecordRow> {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(RECORD_CSV_HEADER), "{text}");
+    let columns: Vec<&str> = RECORD_CSV_HEADER.split(',').collect();
+    let at = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("no column {name} in {RECORD_CSV_HEADER}"))
+    };
+    let (connection, direction, bin_start, bin, bytes) = (
+        at("connection"),
+        at("direction"),
+        at("bin_start_seconds"),
+        at("bin_seconds"),
+        at("bytes"),
+    );
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), columns.len(), "a whole row: {line:?}");
+            let count = |i: usize| -> u64 {
+                f[i].parse()
+                    .unwrap_or_else(|e| panic!("column {i}: {e}: {line:?}"))
+            };
+            let seconds = |i: usize| -> f64 {
+                f[i].parse()
+                    .unwrap_or_else(|e| panic!("column {i}: {e}: {line:?}"))
+            };
+            RecordRow {
+                connection: count(connection),
+                direction: f[direction].to_string(),
+                bin_start_seconds: seconds(bin_start),
+                bin_seconds: seconds(bin),
+                bytes: count(bytes),
+            }
+        })
+        .collect()
+}
+
+/// Bytes per (connection, direction) in a recording's rows.
+pub fn recorded_bytes(rows: &[RecordRow]) -> HashMap<(u64, String), u64> {
+    let mut sums = HashMap::new();
+    for row in rows {
+        *sums
+            .entry((row.connection, row.direction.clone()))
+            .or_default() += row.bytes;
+    }
+    sums
 }
 
 // ---------------------------------------------------------------------------------------------
