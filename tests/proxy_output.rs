@@ -146,9 +146,6 @@ async fn json_events_csv_record_plot_and_metrics() {
     ])
     .await;
     assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
-    // A gap of several 10 ms bins, so the plot has lines to draw: within one bin all of it
-    // would be a single point per direction (see plot_of_traffic_within_one_bin_is_drawn).
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
     let mut events = Vec::new();
     while events
