@@ -32,41 +32,49 @@ use tokio::task::JoinHandle;
 
 /// The shaped relay path (a reader, the emulated link's queue, a writer releasing chunks on
 /// time) under the churn of `proxy_churn.rs` (Linux only, as there): jitter draws a new delay
-/// per chunk, which must never reorder.
+/// per chunk, which must never reorder. The rate is well below what unlimited churn reaches
+/// (1.4 to 2.7 Gbit/s each way measured on an idle 2-core machine, 0.8 beside two busy loops),
+/// so the rate check below fails if the link does not shape.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn byte_exact_under_churn_shaped_2gbit_1ms_jitter_1ms() {
+async fn byte_exact_under_churn_shaped_300mbit_1ms_jitter_1ms() {
     use common::churn::churn;
     use ntm::proxy::flights::Dir;
+    const RATE_BPS: f64 = 300e6;
+    // Measured 0.91x to 1.00x: alone, beside the 1000-connection churns, and beside two busy
+    // loops. With the rate unlimited: 2.7x and more.
+    const BAND: std::ops::RangeInclusive<f64> = 0.75..=1.02;
     let link = LinkSpec {
-        rate_bps: Some(2_000_000_000),
+        rate_bps: Some(RATE_BPS as u64),
         delay: Duration::from_millis(1),
         jitter: Duration::from_millis(1),
     };
-    let (reports, elapsed) = churn(
+    // About 170 MB each way: some 5 s at 300 Mbit/s.
+    let (reports, summary) = churn(
         "byte_exact_under_churn_shaped",
         ProxyConfig {
             up: link,
             down: link,
             ..ProxyConfig::default()
         },
-        1000,
+        400,
         Duration::from_secs(60),
     )
     .await;
     // Proof the shaped path ran. Every first byte left the emulated link at least its 1 ms
-    // delay after the connection opened (unshaped, the quickest of 1000 takes microseconds);
-    // and all connections together never beat the shared link's rate (a busy machine can only
-    // make them slower; the 1% is the one-chunk burst).
+    // delay after the connection opened (unshaped, the quickest of 400 takes microseconds);
+    // and all connections together moved at the shared link's rate, measured over the busy
+    // span of the proxy's timeline (its first to its last 10 ms bin with bytes), so neither the
+    // clients' start nor the checks after them dilute it.
     for dir in [Dir::Up, Dir::Down] {
-        let (bytes, first): (u64, Vec<f64>) = match dir {
+        let (first, bins): (Vec<f64>, &[u64]) = match dir {
             Dir::Up => (
-                reports.iter().map(|r| r.bytes_up).sum(),
                 reports.iter().filter_map(|r| r.first_byte_up).collect(),
+                &summary.timeline.up,
             ),
             Dir::Down => (
-                reports.iter().map(|r| r.bytes_down).sum(),
                 reports.iter().filter_map(|r| r.first_byte_down).collect(),
+                &summary.timeline.down,
             ),
         };
         let quickest = first.iter().copied().fold(f64::INFINITY, f64::min);
@@ -75,11 +83,20 @@ async fn byte_exact_under_churn_shaped_2gbit_1ms_jitter_1ms() {
             "{dir:?}: a first byte {:.3} ms after its connection opened, inside a 1 ms delay",
             quickest * 1e3
         );
-        let bps = bytes as f64 * 8.0 / elapsed.as_secs_f64();
+        let busy = bins.iter().position(|&b| b > 0).expect("bytes")
+            ..=bins.iter().rposition(|&b| b > 0).expect("bytes");
+        let seconds = busy.clone().count() as f64 * summary.timeline.bin.as_secs_f64();
+        let bps = bins[busy].iter().sum::<u64>() as f64 * 8.0 / seconds;
+        eprintln!(
+            "{dir:?}: {:.1} Mbit/s over {seconds:.2} s through a {:.0} Mbit/s link",
+            bps / 1e6,
+            RATE_BPS / 1e6
+        );
         assert!(
-            bps <= 2e9 * 1.01,
-            "{dir:?}: {:.2} Gbit/s through a 2 Gbit/s link",
-            bps / 1e9
+            BAND.contains(&(bps / RATE_BPS)),
+            "{dir:?}: {:.1} Mbit/s through a {:.0} Mbit/s link, outside {BAND:?} of its rate",
+            bps / 1e6,
+            RATE_BPS / 1e6
         );
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ntm::proxy::{ConnectionReport, ProxyConfig};
+use ntm::proxy::{ConnectionReport, ProxyConfig, ProxySummary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -362,13 +362,13 @@ pub fn check_connection(
 /// a [`HashingUpstream`]: random sizes up to 1 MiB each way, concurrent and upload-then-read
 /// clients, half-closes from both ends and client resets. Every byte is checked by SHA-256 at
 /// the far end and every count by the proxy's reports, summary and counters. Returns the
-/// proxy's reports and how long the clients took.
+/// proxy's reports and its summary.
 pub async fn churn(
     test: &str,
     config: ProxyConfig,
     connections: u64,
     limit: Duration,
-) -> (Vec<ConnectionReport>, Duration) {
+) -> (Vec<ConnectionReport>, ProxySummary) {
     const AT_ONCE: usize = 32;
     // Up to 1 MiB each way (issue 4), debug builds included: Cargo.toml optimises sha2 there.
     let max = 1 << 20;
@@ -478,5 +478,5 @@ pub async fn churn(
         down,
         "total timeline down"
     );
-    (reports, elapsed)
+    (reports, summary)
 }
