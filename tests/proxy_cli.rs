@@ -5,71 +5,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::time::Duration;
 
-use common::within;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-
-const PROMPT: Duration = Duration::from_secs(20);
-
-/// An upstream on port 0 that reads to EOF, answers `reply` bytes and closes.
-async fn sink_then_reply(reply: usize) -> (SocketAddr, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        loop {
-            let mut s = tokio::select! {
-                _ = token.cancelled() => return,
-                a = listener.accept() => a.unwrap().0,
-            };
-            tokio::spawn(async move {
-                let mut sink = Vec::new();
-                if s.read_to_end(&mut sink).await.is_ok() {
-                    let _ = s.write_all(&vec![0x5au8; reply]).await;
-                    let _ = s.shutdown().await;
-                }
-            });
-        }
-    });
-    (addr, stop)
-}
-
-/// Sends `upload` bytes, closes the sending side and reads the answer to its end.
-async fn exchange(addr: SocketAddr, upload: usize) -> usize {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(&vec![0x11u8; upload]).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut back = Vec::new();
-    within(PROMPT, "exchange", s.read_to_end(&mut back))
-        .await
-        .unwrap();
-    back.len()
-}
-
-/// Per (connection, direction), the bytes of a CSV recording; asserts its header and columns.
-fn csv_sums(text: &str) -> HashMap<(u64, String), u64> {
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("connection,direction,bin_start_seconds,bin_seconds,bytes"),
-        "{text}"
-    );
-    let mut sums = HashMap::new();
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 5, "a whole row: {line:?}");
-        *sums
-            .entry((f[0].parse().unwrap(), f[1].to_string()))
-            .or_default() += f[4].parse::<u64>().unwrap();
-    }
-    sums
-}
+use common::proxy::{exchange, record_rows, recorded_bytes, start_sink_then_reply, ProxyProcess};
 
 /// Three connections close; while the proxy still runs, the CSV already holds exactly their
 /// rows (it used to be written only at exit); then the proxy is killed (SIGKILL: no exit path
@@ -79,39 +16,20 @@ async fn csv_recording_is_written_as_connections_close() {
     const UP: usize = 50_000;
     const DOWN: usize = 7_000;
     const CONNECTIONS: u64 = 3;
-    let (upstream, _stop) = sink_then_reply(DOWN).await;
+    let (upstream, _stop) = start_sink_then_reply(DOWN).await;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("record.csv");
-    let mut child = tokio::process::Command::new(assert_cmd::cargo::cargo_bin("ntm"))
-        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream"])
-        .arg(upstream.to_string())
-        .arg("--record")
-        .arg(&csv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn ntm proxy");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let start = within(PROMPT, "the start line", stderr.next_line())
-        .await
-        .unwrap()
-        .expect("ntm proxy exited before its start line");
-    let addr: SocketAddr = start
-        .strip_prefix("ntm proxy: ")
-        .and_then(|rest| rest.split(" -> ").next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listen address in {start:?}"));
-
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--record",
+        csv.to_str().unwrap(),
+    ])
+    .await;
     for _ in 0..CONNECTIONS {
-        assert_eq!(exchange(addr, UP).await, DOWN);
+        assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
         // The close line comes after the connection's rows were written.
-        let line = within(PROMPT, "a close line", stdout.next_line())
-            .await
-            .unwrap()
-            .expect("ntm proxy closed its output");
+        let line = proxy.stdout_line().await;
         assert!(line.contains("closed"), "{line}");
     }
     let expect: HashMap<(u64, String), u64> = (1..=CONNECTIONS)
@@ -123,12 +41,13 @@ async fn csv_recording_is_written_as_connections_close() {
         })
         .collect();
     let running = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv_sums(&running), expect, "while running:\n{running}");
+    assert_eq!(
+        recorded_bytes(&record_rows(&running)),
+        expect,
+        "while running:\n{running}"
+    );
 
-    child.start_kill().unwrap();
-    within(PROMPT, "ntm proxy dies", child.wait())
-        .await
-        .unwrap();
+    proxy.kill().await;
     let after = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(after, running, "the file changed after the kill");
 }
@@ -159,9 +78,17 @@ fn open_pty(rows: u16, cols: u16) -> (std::fs::File, String) {
     }
 }
 
-/// Waits until `screen` holds `needle` (after byte `from`); returns where it starts.
-fn wait_for(screen: &std::sync::Mutex<Vec<u8>>, needle: &[u8], from: usize, what: &str) -> usize {
-    let deadline = std::time::Instant::now() + PROMPT;
+/// Waits until `screen` holds `needle` (after byte `from`), failing after `limit`; returns
+/// where it starts.
+#[cfg(target_os = "linux")]
+fn wait_for(
+    screen: &std::sync::Mutex<Vec<u8>>,
+    needle: &[u8],
+    from: usize,
+    what: &str,
+    limit: std::time::Duration,
+) -> usize {
+    let deadline = std::time::Instant::now() + limit;
     loop {
         let bytes = screen.lock().unwrap().clone();
         if let Some(at) = find(&bytes[from.min(bytes.len())..], needle) {
@@ -169,13 +96,14 @@ fn wait_for(screen: &std::sync::Mutex<Vec<u8>>, needle: &[u8], from: usize, what
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{what}: not on the terminal within {PROMPT:?}: {:?}",
+            "{what}: not on the terminal within {limit:?}: {:?}",
             String::from_utf8_lossy(&bytes)
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
+#[cfg(target_os = "linux")]
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -186,7 +114,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(target_os = "linux")]
 #[test]
 fn log_lines_are_held_while_the_live_view_is_up() {
+    use common::proxy::STARTUP;
+    use common::PROMPT;
     use std::io::{Read, Write};
+    use std::net::SocketAddr;
     use std::os::unix::process::CommandExt;
     const ENTER: &[u8] = b"\x1b[?1049h";
     const LEAVE: &[u8] = b"\x1b[?1049l";
@@ -238,7 +169,7 @@ fn log_lines_are_held_while_the_live_view_is_up() {
             }
         })
     };
-    let start = wait_for(&screen, b" -> ", 0, "the start line");
+    let start = wait_for(&screen, b" -> ", 0, "the start line", STARTUP);
     let addr: SocketAddr = {
         let bytes = screen.lock().unwrap();
         let line = String::from_utf8_lossy(&bytes[..start]).into_owned();
@@ -247,7 +178,7 @@ fn log_lines_are_held_while_the_live_view_is_up() {
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no listen address in {line:?}"))
     };
-    wait_for(&screen, ENTER, 0, "the live view");
+    wait_for(&screen, ENTER, 0, "the live view", PROMPT);
 
     // The proxy logs the refused upstream before it closes the client: once the client sees
     // the end, the warning has been written (or held), with the view up.

@@ -9,6 +9,9 @@
 //! It touches no network but its own: two namespaces named after this process, a veth pair
 //! between them with addresses in 10.213.X.0/24, and the namespaces' loopbacks. Everything is
 //! removed by a guard, also when the test fails.
+//!
+//! Linux only: network namespaces, veth and `tbf` are Linux's.
+#![cfg(target_os = "linux")]
 
 mod common;
 

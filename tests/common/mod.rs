@@ -1,8 +1,12 @@
 //! Helpers shared by the end-to-end tests: an in-process server on port 0, a raw protocol client
 //! for hostile peers, well-behaved transfers with exact-count checks, and child-process guards.
 //!
-//! Each test file uses a different subset, hence the `dead_code` allowance.
+//! Each test file uses a different subset, hence the `dead_code` allowance (which covers the
+//! submodules too). The proxy's harness is in [`proxy`] and [`churn`].
 #![allow(dead_code)]
+
+pub mod churn;
+pub mod proxy;
 
 use std::future::Future;
 use std::net::SocketAddr;
