@@ -52,6 +52,50 @@ async fn csv_recording_is_written_as_connections_close() {
     assert_eq!(after, running, "the file changed after the kill");
 }
 
+/// `ntm proxy --format json --record FILE.json --plot FILE.svg | head -1`: once the reader of
+/// the output has gone, the next event cannot be printed (a broken pipe). The proxy stops, exits
+/// 0 (a closed pipe is not a failure), and still finishes both files: the recording is one whole
+/// JSON document with the connections and the summary, and the plot is drawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_output_pipe_still_leaves_whole_recording_and_plot() {
+    const UP: usize = 20_000;
+    const DOWN: usize = 3_000;
+    let (upstream, _stop) = start_sink_then_reply(DOWN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (record, plot) = (dir.path().join("record.json"), dir.path().join("plot.svg"));
+    let mut proxy = ProxyProcess::start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--format",
+        "json",
+        "--record",
+        record.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(exchange(proxy.addr, UP).await.len(), DOWN);
+    assert!(proxy.stdout_line().await.contains(r#""event":"open""#));
+    assert!(proxy.stdout_line().await.contains(r#""event":"close""#));
+    proxy.close_stdout();
+    // Its open event is the first print to fail.
+    let _second = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (status, stderr) = proxy.exited().await;
+    assert!(status.success(), "{status:?}: {stderr}");
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).expect("whole JSON");
+    let connections = doc["connections"].as_array().expect("connections");
+    assert!(!connections.is_empty(), "{doc}");
+    assert_eq!(connections[0]["bytes_up"], UP as u64);
+    assert_eq!(connections[0]["bytes_down"], DOWN as u64);
+    assert!(
+        doc["summary"]["connections"].as_u64().unwrap() >= 1,
+        "{doc}"
+    );
+    common::assert_svg_plot(&std::fs::read_to_string(&plot).unwrap(), &["up", "down"], 2);
+}
+
 /// A pseudo-terminal: the master end, and the path of the slave end.
 #[cfg(target_os = "linux")]
 fn open_pty(rows: u16, cols: u16) -> (std::fs::File, String) {

@@ -299,7 +299,8 @@ pub struct ProxyProcess {
     pub start_line: String,
     pub addr: SocketAddr,
     pub metrics: Option<SocketAddr>,
-    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// `None` once [`ProxyProcess::close_stdout`] closed our end of the pipe.
+    stdout: Option<tokio::io::Lines<BufReader<tokio::process::ChildStdout>>>,
     stderr: JoinHandle<String>,
 }
 
@@ -349,7 +350,7 @@ impl ProxyProcess {
             }
             rest
         });
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = Some(BufReader::new(child.stdout.take().unwrap()).lines());
         ProxyProcess {
             child,
             start_line,
@@ -361,10 +362,27 @@ impl ProxyProcess {
     }
 
     pub async fn stdout_line(&mut self) -> String {
-        within(PROMPT, "a line from ntm proxy", self.stdout.next_line())
+        let stdout = self.stdout.as_mut().expect("standard output still open");
+        within(PROMPT, "a line from ntm proxy", stdout.next_line())
             .await
             .unwrap()
             .expect("ntm proxy closed its output")
+    }
+
+    /// Closes our end of the proxy's standard output, as `| head -1` does once it has its line:
+    /// the proxy's next write fails with a broken pipe.
+    pub fn close_stdout(&mut self) {
+        self.stdout = None;
+    }
+
+    /// Waits for the proxy to exit by itself; returns the exit status and all of standard
+    /// error.
+    pub async fn exited(mut self) -> (std::process::ExitStatus, String) {
+        let status = within(PROMPT, "ntm proxy exits", self.child.wait())
+            .await
+            .unwrap();
+        let stderr = within(PROMPT, "stderr", &mut self.stderr).await.unwrap();
+        (status, stderr)
     }
 
     /// Ctrl-C; returns the exit status, the rest of standard output and all of standard error.
@@ -376,8 +394,10 @@ impl ProxyProcess {
             .await
             .unwrap();
         let mut rest = Vec::new();
-        while let Ok(Some(line)) = self.stdout.next_line().await {
-            rest.push(line);
+        if let Some(stdout) = &mut self.stdout {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                rest.push(line);
+            }
         }
         let stderr = within(PROMPT, "stderr", &mut self.stderr).await.unwrap();
         (status, rest, stderr)
