@@ -229,51 +229,50 @@ pub async fn read_hashing(r: &mut (impl AsyncRead + Unpin), stop_after: Option<u
 // Upstreams
 // ---------------------------------------------------------------------------------------------
 
-/// An upstream that echoes every byte back until EOF, then closes.
-pub async fn start_echo() -> (SocketAddr, CancellationToken) {
+/// An upstream on a fresh listener that runs `handle` for every connection it accepts, until
+/// the returned token is cancelled.
+pub async fn start_upstream<F, Fut>(handle: F) -> (SocketAddr, CancellationToken)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(async move {
         loop {
-            let mut s = tokio::select! {
+            let s = tokio::select! {
                 _ = token.cancelled() => return,
                 a = listener.accept() => a.unwrap().0,
             };
-            tokio::spawn(async move {
-                let _ = s.set_nodelay(true);
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
+            tokio::spawn(handle(s));
         }
     });
     (addr, stop)
 }
 
+/// An upstream that echoes every byte back until EOF, then closes.
+pub async fn start_echo() -> (SocketAddr, CancellationToken) {
+    start_upstream(|mut s: TcpStream| async move {
+        let _ = s.set_nodelay(true);
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    })
+    .await
+}
+
 /// An upstream that reads until EOF, then sends `reply` bytes and closes.
 pub async fn start_sink_then_reply(reply: usize) -> (SocketAddr, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        loop {
-            let mut s = tokio::select! {
-                _ = token.cancelled() => return,
-                a = listener.accept() => a.unwrap().0,
-            };
-            tokio::spawn(async move {
-                let mut sink = Vec::new();
-                if s.read_to_end(&mut sink).await.is_ok() {
-                    let _ = s.write_all(&vec![0x5au8; reply]).await;
-                    let _ = s.shutdown().await;
-                }
-            });
+    start_upstream(move |mut s: TcpStream| async move {
+        let mut sink = Vec::new();
+        if s.read_to_end(&mut sink).await.is_ok() {
+            let _ = s.write_all(&vec![0x5au8; reply]).await;
+            let _ = s.shutdown().await;
         }
-    });
-    (addr, stop)
+    })
+    .await
 }
 
 /// Accepts one connection on a fresh listener; returns the address and the accepted stream.
