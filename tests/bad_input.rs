@@ -437,3 +437,35 @@ fn proxy_output_files_that_cannot_be_written() {
     }
     assert!(!missing.exists());
 }
+
+/// A proxy that cannot listen leaves the files it was given as they were: they are opened
+/// before it listens (so a bad path is refused first) but emptied only once it does.
+#[test]
+fn a_proxy_that_cannot_listen_leaves_existing_output_files_alone() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (record, plot) = (dir.path().join("kept.csv"), dir.path().join("kept.svg"));
+    std::fs::write(&record, "an earlier recording\n").unwrap();
+    std::fs::write(&plot, "<svg>an earlier plot</svg>\n").unwrap();
+    let args = [
+        "proxy",
+        "--listen",
+        &addr,
+        "--upstream",
+        ANY,
+        "--record",
+        record.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ];
+    common::usage_error(&args, &addr, "the address is in use");
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        "an earlier recording\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&plot).unwrap(),
+        "<svg>an earlier plot</svg>\n"
+    );
+}

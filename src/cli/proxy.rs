@@ -50,18 +50,24 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
         } else {
             e.to_string()
         };
-        UsageError(format!("cannot listen on {addr} for {what}: {why}")).into()
+        UsageError(format!("cannot listen on '{addr}' for {what}: {why}")).into()
     })
 }
 
 /// Creates an output file, refusing a path that cannot be written as bad usage.
-fn create(path: &Path) -> anyhow::Result<File> {
-    File::create(path)
+/// Opens (or creates) an output file for writing without emptying it yet, so a proxy that then
+/// fails to start leaves an existing file as it was.
+fn open_for_writing(path: &Path) -> anyhow::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
         .map_err(|e| UsageError(format!("cannot write '{}': {e}", path.display())).into())
 }
 
-/// Starts the recording at `path`: JSON if it ends in `.json`, else CSV.
-fn start_recording(path: &Path) -> anyhow::Result<Recording<BufWriter<File>>> {
+/// Starts the recording at `path` on `file` (emptied now): JSON if it ends in `.json`, else CSV.
+fn start_recording(path: &Path, file: File) -> anyhow::Result<Recording<BufWriter<File>>> {
     let json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -70,8 +76,9 @@ fn start_recording(path: &Path) -> anyhow::Result<Recording<BufWriter<File>>> {
     } else {
         RecordFormat::Csv
     };
-    Recording::start(BufWriter::new(create(path)?), format)
-        .map_err(|e| UsageError(format!("cannot write '{}': {e}", path.display())).into())
+    file.set_len(0)
+        .and_then(|()| Recording::start(BufWriter::new(file), format))
+        .map_err(|e| anyhow::anyhow!("cannot write '{}': {e}", path.display()))
 }
 
 pub async fn run(
@@ -96,18 +103,23 @@ pub async fn run(
     }
     let (up, down) = links(&args);
     // Files first: a path that cannot be written is refused before any traffic, not at exit.
-    let mut recording = match &args.record {
-        Some(path) => Some((path, start_recording(path)?)),
+    // They are emptied only once the proxy is listening.
+    let record_file = match &args.record {
+        Some(path) => Some((path, open_for_writing(path)?)),
         None => None,
     };
     if let Some(path) = &args.plot {
-        // Drawn at exit, over this file; created now to find out it can be.
-        create(path)?;
+        // Drawn at exit, over this file; opened now to find out it can be.
+        open_for_writing(path)?;
     }
     let listener = bind(args.listen, "the proxy").await?;
     let counters = Arc::new(Counters::default());
     let metrics = match args.metrics {
         Some(addr) => Some(bind(addr, "metrics").await?),
+        None => None,
+    };
+    let mut recording = match record_file {
+        Some((path, file)) => Some((path, start_recording(path, file)?)),
         None => None,
     };
     let local = listener.local_addr()?;

@@ -80,7 +80,7 @@ pub async fn run(
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
-                .map_err(|e| UsageError(format!("cannot listen on {addr} for metrics: {e}")))?,
+                .map_err(|e| UsageError(format!("cannot listen on '{addr}' for metrics: {e}")))?,
         ),
         None => None,
     };
