@@ -78,8 +78,9 @@ async fn a_closed_output_pipe_still_leaves_whole_recording_and_plot() {
     assert!(proxy.stdout_line().await.contains(r#""event":"open""#));
     assert!(proxy.stdout_line().await.contains(r#""event":"close""#));
     proxy.close_stdout();
-    // Its open event is the first print to fail.
-    let _second = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    // Its open event is the first print to fail. The proxy may stop (and reset this
+    // connection) before the connect is seen to complete, so either outcome will do.
+    let _second = tokio::net::TcpStream::connect(proxy.addr).await;
     let (status, stderr) = proxy.exited().await;
     assert!(status.success(), "{status:?}: {stderr}");
 

@@ -377,11 +377,16 @@ impl ProxyProcess {
     /// Waits for the proxy to exit by itself; returns the exit status and all of standard
     /// error.
     pub async fn exited(mut self) -> (std::process::ExitStatus, String) {
-        let status = within(PROMPT, "ntm proxy exits", self.child.wait())
-            .await
-            .unwrap();
+        let status = tokio::time::timeout(PROMPT, self.child.wait()).await;
+        if status.is_err() {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
         let stderr = within(PROMPT, "stderr", &mut self.stderr).await.unwrap();
-        (status, stderr)
+        match status {
+            Ok(status) => (status.unwrap(), stderr),
+            Err(_) => panic!("ntm proxy did not exit within {PROMPT:?}; its stderr:\n{stderr}"),
+        }
     }
 
     /// Ctrl-C; returns the exit status, the rest of standard output and all of standard error.
