@@ -266,6 +266,21 @@ async fn rate_receiver() -> (SocketAddr, JoinHandle<(f64, usize)>) {
     (upstream, receiver)
 }
 
+/// Uploads `bytes` through the proxy at `proxy`, half-closes, and returns what the
+/// [`rate_receiver`] behind it measured: its rate in bit/s and its byte count.
+async fn upload_rate(
+    proxy: SocketAddr,
+    bytes: usize,
+    receiver: JoinHandle<(f64, usize)>,
+) -> (f64, usize) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(&vec![1u8; bytes]).await.unwrap();
+    s.shutdown().await.unwrap();
+    within(Duration::from_secs(10), "the upload", receiver)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
     const BYTES: usize = 2_000_000; // 2 s at 8 Mbit/s
@@ -279,12 +294,7 @@ async fn rate_up_8mbit_measures_8mbit_at_the_receiver() {
         "{}",
         proxy.start_line
     );
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    s.write_all(&vec![1u8; BYTES]).await.unwrap();
-    s.shutdown().await.unwrap();
-    let (bps, total) = within(Duration::from_secs(10), "the upload", receiver)
-        .await
-        .unwrap();
+    let (bps, total) = upload_rate(proxy.addr, BYTES, receiver).await;
     eprintln!("--rate-up 8Mbit: {:.3} Mbit/s at the receiver", bps / 1e6);
     assert_eq!(total, BYTES);
     assert!(
@@ -310,12 +320,7 @@ async fn jittered_8mbit_link_keeps_its_rate_and_its_peak() {
         jitter: Duration::from_millis(10),
     };
     let mut proxy = TestProxy::shaped(upstream, link, LinkSpec::default()).await;
-    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    s.write_all(&vec![1u8; BYTES]).await.unwrap();
-    s.shutdown().await.unwrap();
-    let (bps, total) = within(Duration::from_secs(10), "the upload", receiver)
-        .await
-        .unwrap();
+    let (bps, total) = upload_rate(proxy.addr, BYTES, receiver).await;
     let r = proxy.only_close().await;
     eprintln!(
         "8 Mbit/s, 5 ms + 10 ms jitter: {:.3} Mbit/s at the receiver, peak {:.3} Mbit/s",

@@ -160,9 +160,9 @@ pub async fn run(
     let stop = shutdown.clone();
     let mut relay = tokio::spawn(proxy::run(listener, config, shutdown, tx, counters));
     // Every event is recorded first (once a connection is reported, the file holds it), then
-    // printed. The first failure, of either, stops the proxy; the events still to come are
-    // recorded, and the recording and the plot are finished, before the error is returned: a
-    // closed pipe on our output (`| head`) leaves whole files.
+    // printed. The first failure, of either, stops the proxy and ends the handling of events;
+    // the recording and the plot are still finished before the error is returned, so a closed
+    // pipe on our output (`| head`) leaves whole files.
     let print = |event: ProxyEvent, out: &mut dyn Write| -> std::io::Result<()> {
         let mut out = out;
         match (event, args.format) {
@@ -196,17 +196,16 @@ pub async fn run(
     };
     let mut failed: Option<anyhow::Error> = None;
     let mut handle = |event: ProxyEvent, out: &mut dyn Write| {
+        if failed.is_some() {
+            return;
+        }
         let recorded = match (&event, &mut recording) {
-            (ProxyEvent::Close(r), Some((path, recording))) if failed.is_none() => recording
+            (ProxyEvent::Close(r), Some((path, recording))) => recording
                 .connection(r)
                 .with_context(|| format!("cannot write '{}'", path.display())),
             _ => Ok(()),
         };
-        let done = recorded.and_then(|()| match failed {
-            None => Ok(print(event, out)?),
-            Some(_) => Ok(()),
-        });
-        if let (Err(e), None) = (done, &failed) {
+        if let Err(e) = recorded.and_then(|()| Ok(print(event, out)?)) {
             stop.cancel();
             failed = Some(e);
         }

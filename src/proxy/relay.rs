@@ -192,23 +192,22 @@ pub(super) async fn serve(
     };
     let (upstream, upstream_addr) = match connected {
         Some(Ok(pair)) => pair,
-        not_connected => {
-            let end = match not_connected {
-                Some(Err(e)) => {
-                    shared
-                        .counters
-                        .upstream_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
-                    format!("upstream failed: {e}")
-                }
-                // Stopped while connecting: the client is reset, as every open connection is.
-                _ => {
-                    arm_reset(&client);
-                    "proxy stopped".to_string()
-                }
-            };
+        Some(Err(e)) => {
+            shared
+                .counters
+                .upstream_failures
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(id, client = %peer, error = %e, "upstream connection failed; closing the client");
             drop(client);
+            let end = format!("upstream failed: {e}");
+            close(&shared, open, recorder.report(peer, None, end, id));
+            return;
+        }
+        None => {
+            // Stopped while connecting: the client is reset, as every open connection is.
+            arm_reset(&client);
+            drop(client);
+            let end = "proxy stopped".to_string();
             close(&shared, open, recorder.report(peer, None, end, id));
             return;
         }

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use ntm::proxy::{ConnectionReport, ProxyConfig, ProxySummary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::proxy::{
-    payload, random_len, random_pool, read_hashing, seed, sha, write_pieces, ReadSeen, Sha,
-    TestProxy,
+    payload, random_len, random_pool, read_hashing, seed, sha, start_upstream, write_pieces,
+    ReadSeen, Sha, TestProxy,
 };
 use super::{within, PROMPT};
 
@@ -57,24 +57,15 @@ pub struct HashingUpstream {
 
 impl HashingUpstream {
     pub async fn start(pool: Arc<Vec<u8>>, max_send: usize, seed: u64) -> HashingUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (tx, seen) = mpsc::unbounded_channel();
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = token.cancelled() => return,
-                    a = listener.accept() => a.expect("upstream accept").0,
-                };
-                let (pool, tx) = (pool.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let seen = hashing_connection(stream, &pool, max_send, seed).await;
-                    let _ = tx.send(seen);
-                });
+        let (addr, stop) = start_upstream(move |stream: TcpStream| {
+            let (pool, tx) = (pool.clone(), tx.clone());
+            async move {
+                let seen = hashing_connection(stream, &pool, max_send, seed).await;
+                let _ = tx.send(seen);
             }
-        });
+        })
+        .await;
         HashingUpstream { addr, seen, stop }
     }
 
